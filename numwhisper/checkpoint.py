@@ -1,0 +1,274 @@
+"""The canonical numwhisper model file: one safetensors file that is a complete Whisper model.
+
+Tensors carry OpenAI's state-dict names and layouts (Linear weight ``[out, in]``, Conv1d weight
+``[out, in, k]``) in the dtype of their source (the CTranslate2 packages give float16). The
+safetensors metadata carries everything else a model needs:
+
+    numwhisper.format_version  "1"
+    dims                       JSON object, the ten ``ModelDims`` fields
+    alignment_heads            JSON list of [layer, head]
+    tokenizer.vocab            JSON object, byte-level BPE token -> id
+    tokenizer.merges           JSON list of "left right" merge rules, in rank order
+    tokenizer.added_tokens     JSON object, special token text -> id
+    source                     free text: where the weights came from
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = "1"
+METADATA_KEYS = (
+    "numwhisper.format_version",
+    "dims",
+    "alignment_heads",
+    "tokenizer.vocab",
+    "tokenizer.merges",
+    "tokenizer.added_tokens",
+    "source",
+)
+
+
+class ModelFileError(ValueError):
+    """A model file (or a source being converted) is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """Whisper's hyper-parameters, named as in OpenAI's ``ModelDimensions``."""
+
+    n_mels: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_vocab: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "dims") -> "ModelDims":
+        """Build from a mapping, refusing missing, unknown or non-positive-integer fields."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in values]
+        unknown = [k for k in values if k not in names]
+        if missing or unknown:
+            raise ModelFileError(f"{where}: missing fields {missing}, unknown fields {unknown}")
+        for name in names:
+            value = values[name]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ModelFileError(f"{where}: field {name} must be a positive integer, got {value!r}")
+        return cls(**{n: int(values[n]) for n in names})
+
+    def to_dict(self) -> dict:
+        """The fields as a plain dict (JSON and pickle friendly)."""
+        return dataclasses.asdict(self)
+
+    @property
+    def is_multilingual(self) -> bool:
+        """Multilingual vocabularies have 51865 entries or more; English-only ones 51864."""
+        return self.n_vocab >= 51865
+
+
+def _attention_shapes(prefix: str, d: int) -> dict:
+    return {
+        f"{prefix}.query.weight": (d, d),
+        f"{prefix}.query.bias": (d,),
+        f"{prefix}.key.weight": (d, d),
+        f"{prefix}.value.weight": (d, d),
+        f"{prefix}.value.bias": (d,),
+        f"{prefix}.out.weight": (d, d),
+        f"{prefix}.out.bias": (d,),
+    }
+
+
+def _layer_norm_shapes(prefix: str, d: int) -> dict:
+    return {f"{prefix}.weight": (d,), f"{prefix}.bias": (d,)}
+
+
+def _block_shapes(prefix: str, d: int, cross_attention: bool) -> dict:
+    shapes = {**_attention_shapes(f"{prefix}.attn", d), **_layer_norm_shapes(f"{prefix}.attn_ln", d)}
+    if cross_attention:
+        shapes.update(_attention_shapes(f"{prefix}.cross_attn", d))
+        shapes.update(_layer_norm_shapes(f"{prefix}.cross_attn_ln", d))
+    shapes.update({
+        f"{prefix}.mlp.0.weight": (4 * d, d),
+        f"{prefix}.mlp.0.bias": (4 * d,),
+        f"{prefix}.mlp.2.weight": (d, 4 * d),
+        f"{prefix}.mlp.2.bias": (d,),
+    })
+    shapes.update(_layer_norm_shapes(f"{prefix}.mlp_ln", d))
+    return shapes
+
+
+def expected_shapes(dims: ModelDims) -> dict:
+    """Every tensor of a Whisper model with its shape, in OpenAI's state-dict order."""
+    da, dt = dims.n_audio_state, dims.n_text_state
+    shapes = {
+        "encoder.conv1.weight": (da, dims.n_mels, 3),
+        "encoder.conv1.bias": (da,),
+        "encoder.conv2.weight": (da, da, 3),
+        "encoder.conv2.bias": (da,),
+        "encoder.positional_embedding": (dims.n_audio_ctx, da),
+    }
+    for i in range(dims.n_audio_layer):
+        shapes.update(_block_shapes(f"encoder.blocks.{i}", da, cross_attention=False))
+    shapes.update(_layer_norm_shapes("encoder.ln_post", da))
+    shapes["decoder.token_embedding.weight"] = (dims.n_vocab, dt)
+    shapes["decoder.positional_embedding"] = (dims.n_text_ctx, dt)
+    for i in range(dims.n_text_layer):
+        shapes.update(_block_shapes(f"decoder.blocks.{i}", dt, cross_attention=True))
+    shapes.update(_layer_norm_shapes("decoder.ln", dt))
+    return shapes
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A complete Whisper model: tensors by OpenAI name, dims, and the metadata strings."""
+
+    tensors: dict
+    dims: ModelDims
+    metadata: dict
+
+    @property
+    def alignment_heads(self) -> list:
+        """[[layer, head], ...] of the cross-attention heads used for word alignment."""
+        return json.loads(self.metadata["alignment_heads"])
+
+
+def validate_tensors(tensors: dict, dims: ModelDims, where: str) -> None:
+    """Raise ModelFileError naming the first missing, unexpected or misshapen tensor."""
+    shapes = expected_shapes(dims)
+    for name, shape in shapes.items():
+        if name not in tensors:
+            raise ModelFileError(f"{where}: tensor {name} is missing")
+        got = tuple(tensors[name].shape)
+        if got != shape:
+            raise ModelFileError(f"{where}: tensor {name} has shape {list(got)}, expected {list(shape)}")
+        if tensors[name].dtype.kind != "f":
+            raise ModelFileError(f"{where}: tensor {name} has dtype {tensors[name].dtype}, expected a float")
+    extra = sorted(set(tensors) - set(shapes))
+    if extra:
+        raise ModelFileError(f"{where}: unexpected tensor {extra[0]} ({len(extra)} unexpected in all)")
+
+
+def make_metadata(dims: ModelDims, alignment_heads: list, vocab: dict, merges: list,
+                  added_tokens: dict, source: str) -> dict:
+    """The metadata strings of a model file, in a fixed key order."""
+    return {
+        "numwhisper.format_version": FORMAT_VERSION,
+        "dims": json.dumps(dims.to_dict()),
+        "alignment_heads": json.dumps([[int(layer), int(head)] for layer, head in alignment_heads]),
+        "tokenizer.vocab": json.dumps(vocab, ensure_ascii=False),
+        "tokenizer.merges": json.dumps(merges, ensure_ascii=False),
+        "tokenizer.added_tokens": json.dumps(added_tokens, ensure_ascii=False),
+        "source": source,
+    }
+
+
+def validate_metadata(metadata: dict, where: str) -> ModelDims:
+    """Check the metadata keys and JSON payloads; return the dims."""
+    if metadata is None:
+        raise ModelFileError(f"{where}: no metadata; not a numwhisper model file")
+    missing = [k for k in METADATA_KEYS if k not in metadata]
+    if missing:
+        raise ModelFileError(f"{where}: metadata key {missing[0]} is missing; not a numwhisper model file")
+    version = metadata["numwhisper.format_version"]
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{where}: format version {version!r}, this numwhisper reads {FORMAT_VERSION!r}")
+    for key in METADATA_KEYS[1:-1]:
+        try:
+            json.loads(metadata[key])
+        except json.JSONDecodeError as err:
+            raise ModelFileError(f"{where}: metadata {key} is not valid JSON ({err})") from None
+    return ModelDims.from_dict(json.loads(metadata["dims"]), where=f"{where}: dims")
+
+
+def default_permissions(path: Path, directory: bool = False) -> None:
+    """Give a temporary file or folder the permissions a plain ``open``/``mkdir`` would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then move the result to ``path``; nothing is left on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        default_permissions(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+SAFETENSORS_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64", "int32": "I32", "int64": "I64",
+                      "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+def write_safetensors(path, tensors: dict, metadata: dict) -> None:
+    """Write a safetensors file byte-for-byte deterministically, atomically.
+
+    The header lists metadata and tensors in the order given (the ``safetensors`` package orders
+    its header by hash, so the same content could give different bytes); data follows in that order.
+    """
+    header, offset = {"__metadata__": dict(metadata)}, 0
+    arrays = []
+    for name, array in tensors.items():
+        array = np.ascontiguousarray(array)
+        if array.dtype.name not in SAFETENSORS_DTYPES:
+            raise ModelFileError(f"{path}: tensor {name} has dtype {array.dtype}, which safetensors cannot hold")
+        header[name] = {"dtype": SAFETENSORS_DTYPES[array.dtype.name], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+        arrays.append(array.astype(array.dtype.newbyteorder("<"), copy=False))
+    text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(len(text).to_bytes(8, "little"))
+            f.write(text)
+            for array in arrays:
+                f.write(memoryview(array).cast("B"))
+
+    atomic_write(path, write)
+
+
+def save(checkpoint: Checkpoint, path) -> None:
+    """Write a model file atomically (a crash never leaves a half-written file at ``path``)."""
+    validate_tensors(checkpoint.tensors, checkpoint.dims, str(path))
+    order = list(expected_shapes(checkpoint.dims))
+    write_safetensors(path, {name: checkpoint.tensors[name] for name in order}, checkpoint.metadata)
+
+
+def load(path) -> Checkpoint:
+    """Read and validate a model file; tensors keep their stored dtype."""
+    from safetensors import safe_open
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata()
+            dims = validate_metadata(metadata, str(path))
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except SafetensorError as err:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({err})") from None
+    validate_tensors(tensors, dims, str(path))
+    return Checkpoint(tensors=tensors, dims=dims, metadata=dict(metadata))
