@@ -22,6 +22,16 @@ Decoding joins the tokens' bytes and reads them as UTF-8 (invalid bytes become U
 ``paddlex_cleanup=True`` (the default) the text is rendered as PaddleX renders it: added special
 tokens are set apart by single spaces and the "clean up tokenization spaces" replacements
 (" ." -> "." and the like) are applied to each stretch between timestamps.
+
+Known differences, on purpose or by nature:
+- Letters and numbers are those of the running Python's Unicode database. tiktoken 0.14 knows
+  Unicode 16, so the 9,392 letters and digits that Unicode 15.0-16.0 added (unassigned in Python
+  3.11's Unicode 14) split differently; every other code point was checked to split the same.
+- Special tokens are spelled as OpenAI spells them: <|he|> (PaddleX writes <|iw|>), <|nospeech|>
+  (Hugging Face's vocabularies write <|nocaptions|>).
+- ``encode`` treats special-token spellings in the text as plain text (as tiktoken's
+  ``encode_ordinary``); PaddleX turns "<|en|>" into the special id.
+- ``decode([])`` is "" and lone timestamps are dropped; PaddleX raises on both.
 """
 
 from __future__ import annotations
@@ -41,15 +51,11 @@ N_TIMESTAMPS = 1501  # <|0.00|> .. <|30.00|>, one every 0.02 s
 N_LANGUAGES = 99
 TASKS = ("transcribe", "translate")
 
-# Special tokens after the language tokens, in id order, with OpenAI's spelling
-# and the other spellings found in vocabularies.
+# The special tokens after the language tokens, in id order: OpenAI's spelling, then other
+# spellings found in vocabularies (Hugging Face's files say <|nocaptions|>).
 CONTROL_TOKENS = (
-    ("translate", "<|translate|>", ()),
-    ("transcribe", "<|transcribe|>", ()),
-    ("sot_lm", "<|startoflm|>", ()),
-    ("sot_prev", "<|startofprev|>", ()),
-    ("no_speech", "<|nospeech|>", ("<|nocaptions|>",)),
-    ("no_timestamps", "<|notimestamps|>", ()),
+    ("<|translate|>", ()), ("<|transcribe|>", ()), ("<|startoflm|>", ()), ("<|startofprev|>", ()),
+    ("<|nospeech|>", ("<|nocaptions|>",)), ("<|notimestamps|>", ()),
 )
 EOT_TEXT = "<|endoftext|>"
 SOT_TEXT = "<|startoftranscript|>"
@@ -246,28 +252,32 @@ class Tokenizer:
     # ------------------------------------------------------------------ construction helpers
 
     def _read_specials(self, added: Mapping) -> None:
-        """Locate the special tokens (by position after <|startoftranscript|>) and check their names."""
+        """Set the special ids (fixed offsets from <|startoftranscript|>) after checking their spellings."""
         for name in (EOT_TEXT, SOT_TEXT):
             if name not in added:
                 raise ModelFileError(f"tokenizer.added_tokens has no {name}")
         self.eot, self.sot = int(added[EOT_TEXT]), int(added[SOT_TEXT])
         if self.sot != self.eot + 1:
             raise ModelFileError(f"tokenizer.added_tokens: {SOT_TEXT} must follow {EOT_TEXT}")
+        self._language_codes = tuple(LANGUAGES)[:N_LANGUAGES]
+        paddlex_spelling = {code: alias for alias, code in PADDLEX_CODE_ALIASES.items()}
+        spellings = [(f"<|{c}|>", (f"<|{paddlex_spelling[c]}|>",) if c in paddlex_spelling else ())
+                     for c in self._language_codes] + list(CONTROL_TOKENS)
         by_id = {int(i): text for text, i in added.items()}
-        codes = list(LANGUAGES)[:N_LANGUAGES]
-        aliases = {code: alias for alias, code in PADDLEX_CODE_ALIASES.items()}
-        expected = [(f"<|{c}|>", (f"<|{aliases[c]}|>",) if c in aliases else ()) for c in codes]
-        expected += [(text, others) for _, text, others in CONTROL_TOKENS]
-        for offset, (text, others) in enumerate(expected, start=1):
+        for offset, (text, others) in enumerate(spellings, start=1):
             got = by_id.get(self.sot + offset)
             if got not in (text, *others):
                 raise ModelFileError(f"tokenizer.added_tokens: id {self.sot + offset} is {got!r}, expected {text}")
-        for offset, (attr, _, _) in enumerate(CONTROL_TOKENS, start=1 + N_LANGUAGES):
-            setattr(self, attr, self.sot + offset)
-        self.timestamp_begin = self.no_timestamps + 1
+        first_control = self.sot + 1 + N_LANGUAGES
+        self.translate = first_control
+        self.transcribe = first_control + 1
+        self.sot_lm = first_control + 2
+        self.sot_prev = first_control + 3
+        self.no_speech = first_control + 4
+        self.no_timestamps = first_control + 5
+        self.timestamp_begin = first_control + 6
         self.n_vocab = self.timestamp_begin + N_TIMESTAMPS
-        self.language_codes = tuple(codes)
-        names = [EOT_TEXT, SOT_TEXT, *(text for text, _ in expected)]
+        names = [EOT_TEXT, SOT_TEXT, *(text for text, _ in spellings)]
         self.special_tokens = MappingProxyType({text: self.eot + i for i, text in enumerate(names)})
         self._special_text = {i: text for text, i in self.special_tokens.items()}
 
@@ -304,11 +314,11 @@ class Tokenizer:
     @property
     def all_language_codes(self) -> tuple:
         """Codes of the 99 language tokens (OpenAI's spelling, "he" for Hebrew)."""
-        return self.language_codes
+        return self._language_codes
 
     def language_token(self, language: str) -> int:
         """Id of a language's token (code, PaddleX code or English name)."""
-        return self.sot + 1 + self.language_codes.index(language_code(language))
+        return self.sot + 1 + self._language_codes.index(language_code(language))
 
     def sot_sequence(self, language: Optional[str] = None, task: Optional[str] = None, *,
                      without_timestamps: bool = False) -> tuple:
@@ -345,7 +355,8 @@ class Tokenizer:
         <|startoftranscript|>, <|startofprev|>, <|startoflm|> and <|nospeech|> are always added.
         (Newer openai-whisper releases also add <|translate|> and <|transcribe|>; PaddleX does not.)
         """
-        ids = [int(t) for t in spec.split(",") if t.strip()] if isinstance(spec, str) else [int(t) for t in spec]
+        items = spec.split(",") if isinstance(spec, str) else spec
+        ids = [int(t) for t in items if str(t).strip()]
         if -1 in ids:
             ids = [t for t in ids if t >= 0] + list(self.non_speech_tokens)
         ids += [self.sot, self.sot_prev, self.sot_lm, self.no_speech]
