@@ -1,0 +1,206 @@
+"""Read the golden outputs (PaddleX's Whisper run on paddle CPU) and report parity failures.
+
+NumPy + safetensors only: tests use this module, never paddle. ``golden/README.md`` describes the
+files; ``golden/generate.py`` writes them. In short, per (model, clip):
+
+    tensors/<model>/<clip>.safetensors        mel (base files only), encoder output rows, decoder
+                                              logits (full or top-k + strided ids), language probs
+    results/<model>/<config>/<clip>.json      PaddleX's result JSON, as PaddleX wrote it
+    results/<model>/<config>/windows/<clip>.json   one DecodingResult per decoded 30 s window
+
+``compare`` turns a parity check into a readable report (max |diff|, where, values on each side).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
+FORMAT_VERSION = "1"
+CONFIGS = ("beam5", "greedy")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One golden (model, clip) pair and which of its tensors are stored in full."""
+
+    model: str
+    clip: str
+    encoder_full: bool
+    logits_full: bool
+
+
+@dataclass(frozen=True)
+class LogitsStep:
+    """One decoder step's logits as stored: every vocabulary id, or the top-k plus every s-th id."""
+
+    ids: np.ndarray  # [K] int64 vocabulary ids held, ascending
+    values: np.ndarray  # [K] float32 logits at those ids
+    top_ids: np.ndarray  # [k] ids of the k largest logits, descending (ties: ascending id)
+    full: bool
+
+
+@dataclass(frozen=True)
+class CaseTensors:
+    """Everything in a case's tensors file (plus the clip's mel, which base files carry)."""
+
+    model: str
+    clip: str
+    n_frames: int  # T: frames of the whole-file log-mel (the stored mel holds min(T, 3000))
+    mel: np.ndarray  # [80, min(T, 3000)] float32
+    encoder_rows: np.ndarray  # [R] int64 row indices of encoder_output within the 1500 rows
+    encoder_output: np.ndarray  # [R, d] float32, window 0
+    prefix: tuple  # PaddleX's initial tokens (sot sequence with the detected language)
+    appended: tuple  # raw argmax of steps 0 .. n-2, appended one per step
+    argmax: tuple  # raw argmax of every step
+    logits: tuple  # LogitsStep per step
+    language_codes: tuple | None  # 99 codes in PaddleX's order (multilingual only)
+    language_probs: np.ndarray | None  # [99] float32
+    detected_language: str
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome of ``compare``; ``report`` is the text to show when ``ok`` is False."""
+
+    name: str
+    ok: bool
+    max_abs_diff: float
+    where: tuple  # index of the largest difference (in the caller's coordinates when index= is given)
+    n_bad: int
+    n_total: int
+    report: str
+
+    def __str__(self) -> str:
+        return self.report
+
+
+def manifest(root: Path = GOLDEN_DIR) -> dict:
+    """The golden manifest (versions, checksums, cases, decoding configs)."""
+    data = json.loads((Path(root) / "manifest.json").read_text(encoding="utf-8"))
+    if data["golden_format_version"] != FORMAT_VERSION:
+        raise ValueError(f"golden format {data['golden_format_version']}, this reader reads {FORMAT_VERSION}")
+    return data
+
+
+def cases(root: Path = GOLDEN_DIR) -> list:
+    """Every case listed in the manifest, sorted by (model, clip)."""
+    return [Case(c["model"], c["clip"], c["encoder_output"] == "full", c["logits"] == "full")
+            for c in manifest(root)["cases"]]
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _read(path: Path) -> tuple:
+    """(tensors, metadata) of a safetensors file."""
+    with safe_open(str(path), framework="np") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
+
+def tensors_path(model: str, clip: str, root: Path = GOLDEN_DIR) -> Path:
+    """Where a case's tensors live."""
+    return Path(root) / "tensors" / model / f"{clip}.safetensors"
+
+
+def load_mel(clip: str, root: Path = GOLDEN_DIR) -> tuple:
+    """(mel [80, min(T, 3000)] float32, T) of a clip, from the file of the manifest's mel_model."""
+    t, meta = _read(tensors_path(manifest(root)["layout"]["mel_model"], clip, root))
+    return t["mel"], int(meta["n_frames"])
+
+
+def _logits_steps(t: dict, top_k: int) -> tuple:
+    """The stored logits as LogitsStep per step."""
+    if "logits" in t:
+        full = t["logits"]  # [n_steps, V]
+        ids = np.arange(full.shape[1])  # [V]
+        return tuple(LogitsStep(ids, row, np.lexsort((ids, -row))[:top_k], True) for row in full)
+    steps = []
+    for top, top_v, strided_v in zip(t["logits.top_ids"], t["logits.top_values"], t["logits.stride_values"]):
+        ids = np.concatenate([top, t["logits.stride_ids"]]).astype(np.int64)  # [k + S]
+        values = np.concatenate([top_v, strided_v])  # [k + S]
+        ids, first = np.unique(ids, return_index=True)  # ascending, one value per id
+        steps.append(LogitsStep(ids, values[first], top.astype(np.int64), False))
+    return tuple(steps)
+
+
+def load_case(model: str, clip: str, root: Path = GOLDEN_DIR) -> CaseTensors:
+    """A case's tensors; the mel comes from the mel_model's file of the same clip."""
+    t, meta = _read(tensors_path(model, clip, root))
+    mel = t["mel"] if "mel" in t else load_mel(clip, root)[0]
+    codes = tuple(json.loads(meta["language_codes"])) if "language_codes" in meta else None
+    argmax = tuple(int(x) for x in t["decoder.argmax"])
+    return CaseTensors(
+        model=model,
+        clip=clip,
+        n_frames=int(meta["n_frames"]),
+        mel=mel,
+        encoder_rows=t["encoder_output.rows"].astype(np.int64),
+        encoder_output=t["encoder_output"],
+        prefix=tuple(int(x) for x in t["decoder.prefix"]),
+        appended=argmax[:-1],
+        argmax=argmax,
+        logits=_logits_steps(t, int(meta["logits.top_k"])),
+        language_codes=codes,
+        language_probs=t.get("language_probs"),
+        detected_language=meta["detected_language"],
+        metadata=meta,
+    )
+
+
+def load_result(model: str, clip: str, config: str, root: Path = GOLDEN_DIR) -> dict:
+    """PaddleX's result JSON ({"result": {"text", "segments", "language"}}) for a case and config."""
+    path = Path(root) / "results" / model / config / f"{clip}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_windows(model: str, clip: str, config: str, root: Path = GOLDEN_DIR) -> list:
+    """Per-window DecodingResults (tokens, text, avg_logprob, no_speech_prob, ...) in decode order."""
+    path = Path(root) / "results" / model / config / "windows" / f"{clip}.json"
+    return json.loads(path.read_text(encoding="utf-8"))["windows"]
+
+
+def _fmt(values: np.ndarray) -> str:
+    """A short rendering of leading values."""
+    return "[" + ", ".join(f"{v:.6g}" for v in np.asarray(values, dtype=np.float64)) + "]"
+
+
+def compare(name: str, ours, theirs, atol: float, rtol: float = 0.0, index=None, n_show: int = 5) -> Comparison:
+    """Compare ours with the golden array elementwise: |ours - theirs| <= atol + rtol * |theirs|.
+
+    ``index`` optionally maps theirs' first axis to original positions (e.g. the stored encoder row
+    indices, or vocabulary ids), so the report names the row or token id where they differ most.
+    Equal infinities pass; any NaN fails.
+    """
+    a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    if a.shape != b.shape:
+        text = f"{name}: FAIL shape ours {a.shape} != theirs {b.shape}"
+        return Comparison(name, False, float("inf"), (), a.size, b.size, text)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(a == b, 0.0, np.abs(a - b))  # equal infinities -> 0
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    bad = diff > atol + rtol * np.abs(np.nan_to_num(b))
+    n_bad = int(bad.sum())
+    if diff.size == 0:
+        return Comparison(name, True, 0.0, (), 0, 0, f"{name}: OK (empty)")
+    at = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    where = tuple(int(i) for i in at)
+    if index is not None and where:
+        where = (int(np.asarray(index)[where[0]]),) + where[1:]
+    worst = float(diff[at])
+    status = "OK" if n_bad == 0 else "FAIL"
+    lines = [f"{name}: {status} max|diff| {worst:.3g} at {where} (atol {atol:g}, rtol {rtol:g}); "
+             f"{n_bad} of {diff.size} over tolerance",
+             f"  at {where}: ours {a[at]:.8g} theirs {b[at]:.8g}",
+             f"  ours  [:{n_show}] {_fmt(a.reshape(-1)[:n_show])}",
+             f"  theirs[:{n_show}] {_fmt(b.reshape(-1)[:n_show])}"]
+    return Comparison(name, n_bad == 0, worst, where, n_bad, diff.size, "\n".join(lines))
