@@ -14,3 +14,5 @@ LOGITS_ATOL = 2e-3                 # decoder logits max |diff| (plus identical a
 LOGITS_TOPK_ORDER = 5              # the top-k whose order must be identical
 LANGUAGE_PROBS_ATOL = 1e-4         # language-detection probabilities
 RESULT_SCORE_ATOL = 1e-3           # avg_logprob, no_speech_prob, compression_ratio in results
+DECODER_CACHE_ATOL = 1e-4          # numwhisper vs itself: logits of one decoder pass vs the same tokens fed
+                                   # step by step / as beams of a batch (only summation order differs)

@@ -1,0 +1,337 @@
+"""Numba kernels for the Whisper transformer: layer norm, exact GELU, softmax, attention, conv1d.
+
+Arrays are C-contiguous and updated in place where the docstring says so. Large matrix products are
+left to NumPy's BLAS; these kernels do the element-wise and row-wise work around them, plus the
+decoder's products with few rows (``linear_rows``) and its masked attention over the kv cache.
+Kernels named ``*_parallel`` split rows across threads (worth it for the encoder's 1500 rows); the
+plain ones run on one thread (the decoder's few rows, where starting threads costs more than it
+saves). ``set_num_threads`` sets both Numba's and the BLAS thread count. Compiled code is cached on
+disk next to this file (``cache=True``); ``error_model="numpy"`` keeps divisions free of Python's
+zero checks so that loops vectorise.
+
+Arithmetic follows PaddlePaddle's float32 kernels operation for operation (bias add, then scale;
+``x * 0.5 * (1 + erf(x / sqrt(2)))``; layer norm eps 1e-5), with sums accumulated in float64.
+Arrays may also be float64 holding the float32-rounded values (the encoder runs its products in
+float64, see model.py): every kernel first rounds its input to float32, so both give the same result.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import math
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when Numba first starts its OpenMP threads
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+LAYER_NORM_EPS = 1e-5  # Whisper's (and paddle.nn.LayerNorm's default) epsilon
+
+_F32_HALF = np.float32(0.5)
+_F32_ONE = np.float32(1.0)
+_F32_SQRT1_2 = np.float32(1.0 / math.sqrt(2.0))
+
+# erf(x) ~= x * P(x^2) / Q(x^2) on |x| <= _ERF_CLAMP, evaluated in float64: a rational fit made for
+# this module (Lawson-weighted least squares on the relative error); |error| < 6e-8 everywhere, i.e.
+# within float32 rounding. Beyond the clamp erf(x) rounds to +-1 in float32. Unlike libm's erf, this
+# vectorises (no branches, no calls): ~40x faster than math.erf in a Numba loop.
+_ERF_CLAMP = 3.925
+_ERF_P0, _ERF_P1, _ERF_P2, _ERF_P3 = 1.12837911e+00, 2.00375261e-01, 5.06326803e-02, 3.71960773e-03
+_ERF_P4, _ERF_P5, _ERF_P6 = 1.42179662e-04, -1.95657946e-06, 1.98684774e-08
+_ERF_Q1, _ERF_Q2, _ERF_Q3, _ERF_Q4 = 5.10909588e-01, 1.15184262e-01, 1.43909438e-02, 9.60064087e-04
+
+# exp(x) for x <= 0 as 2^n * e^r, |r| <= ln2/2, e^r by its degree-8 Taylor polynomial (float64,
+# relative error < 1e-9), 2^n built from the exponent bits: vectorises, unlike a call to exp().
+_LOG2E = 1.4426950408889634
+_LN2 = 0.6931471805599453
+_EXP_FLOOR = -700.0  # exp(-700) is 0 in float32; keeps 2^n a normal float64
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _erf(x):
+    """erf of a float64 scalar (see _ERF_* above)."""
+    x = min(max(x, -_ERF_CLAMP), _ERF_CLAMP)
+    t = x * x
+    p = _ERF_P6
+    p = p * t + _ERF_P5
+    p = p * t + _ERF_P4
+    p = p * t + _ERF_P3
+    p = p * t + _ERF_P2
+    p = p * t + _ERF_P1
+    p = p * t + _ERF_P0
+    q = _ERF_Q4
+    q = q * t + _ERF_Q3
+    q = q * t + _ERF_Q2
+    q = q * t + _ERF_Q1
+    q = q * t + 1.0
+    return min(max(x * p / q, -1.0), 1.0)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _gelu(v):
+    """Exact (erf) GELU of a float32 scalar, in Paddle's order: v * 0.5 * (1 + erf(v / sqrt 2))."""
+    e = np.float32(_erf(np.float64(v * _F32_SQRT1_2)))
+    return v * _F32_HALF * (_F32_ONE + e)
+
+
+@njit(cache=True, error_model="numpy")
+def _bias_gelu_row(x, b):
+    """x = gelu(x + b) for one row, in place (one array in and out, so the loop vectorises)."""
+    for j in range(x.shape[0]):
+        x[j] = _gelu(np.float32(x[j]) + b[j])
+
+
+@njit(cache=True, error_model="numpy")
+def bias_gelu(x, b):
+    """x = gelu(x + b) in place, x [N, D], b [D]; one thread."""
+    for i in range(x.shape[0]):
+        _bias_gelu_row(x[i], b)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def bias_gelu_parallel(x, b):
+    """x = gelu(x + b) in place, x [N, D], b [D]; rows split across threads."""
+    for i in prange(x.shape[0]):
+        _bias_gelu_row(x[i], b)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _layer_norm_row(x, w, b, out):
+    """One row of layer norm: mean and variance in float64, affine part in float32."""
+    n = x.shape[0]
+    s = 0.0
+    for j in range(n):
+        s += np.float64(x[j])
+    mean = s / n
+    s2 = 0.0
+    for j in range(n):
+        c = np.float64(x[j]) - mean
+        s2 += c * c
+    rstd = 1.0 / math.sqrt(s2 / n + LAYER_NORM_EPS)
+    for j in range(n):
+        out[j] = np.float32((np.float64(x[j]) - mean) * rstd) * w[j] + b[j]
+
+
+@njit(cache=True, error_model="numpy")
+def layer_norm(x, w, b, out):
+    """out = layer norm over the last axis of x [N, D] with weight and bias [D]; one thread."""
+    for i in range(x.shape[0]):
+        _layer_norm_row(x[i], w, b, out[i])
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def layer_norm_parallel(x, w, b, out):
+    """out = layer norm over the last axis of x [N, D]; rows split across threads."""
+    for i in prange(x.shape[0]):
+        _layer_norm_row(x[i], w, b, out[i])
+
+
+@njit(cache=True, error_model="numpy")
+def _add_bias_residual_rows(x, y, b, start, stop):
+    """Rows start..stop of x += (y + b)."""
+    for i in range(start, stop):
+        for j in range(x.shape[1]):
+            x[i, j] = x[i, j] + (np.float32(y[i, j]) + b[j])
+
+
+@njit(cache=True, error_model="numpy")
+def add_bias_residual(x, y, b):
+    """x += (y + b) in place (the residual add after a Linear), x and y [N, D], b [D]; one thread."""
+    _add_bias_residual_rows(x, y, b, 0, x.shape[0])
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def add_bias_residual_parallel(x, y, b):
+    """x += (y + b) in place, x and y [N, D], b [D]; rows split across threads."""
+    for i in prange(x.shape[0]):
+        _add_bias_residual_rows(x, y, b, i, i + 1)
+
+
+@njit(cache=True, error_model="numpy")
+def bias_scale(x, b, scale):
+    """x = (x + b) * scale in place, x [N, D], b [D] (a query projection, then Whisper's d**-0.25)."""
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            x[i, j] = (np.float32(x[i, j]) + b[j]) * scale
+
+
+@njit(cache=True, error_model="numpy")
+def scale_(x, scale):
+    """x = x * scale in place, x [N, D] (a key projection, which has no bias)."""
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            x[i, j] = np.float32(x[i, j]) * scale
+
+
+@njit(cache=True, error_model="numpy")
+def add_bias(x, b):
+    """x = x + b in place, x [N, D], b [D]."""
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            x[i, j] = np.float32(x[i, j]) + b[j]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _softmax_row(x, n, e, bits, two_k):
+    """Softmax of x[:n] in place, x[n:] set to 0 (masked). Scratch: e float64 [>= n], bits int64
+    [>= n] and two_k, the float64 view of bits."""
+    for j in range(n):
+        x[j] = np.float32(x[j])
+    m = x[0]
+    for j in range(1, n):
+        m = max(m, x[j])
+    for j in range(n):  # exp(x - m) = 2^k e^r with x - m = k ln2 + r
+        d = max(np.float64(np.float32(x[j] - m)), _EXP_FLOOR)
+        k = math.floor(d * _LOG2E + 0.5)
+        r = d - k * _LN2
+        e[j] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+            1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320))))))))
+        bits[j] = (np.int64(k) + 1023) << 52  # the bits of the float64 2^k
+    s = 0.0
+    for j in range(n):
+        v = e[j] * two_k[j]
+        e[j] = v
+        s += v
+    inv = 1.0 / s
+    for j in range(n):
+        x[j] = np.float32(e[j] * inv)
+    for j in range(n, x.shape[0]):
+        x[j] = np.float32(0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def softmax(x):
+    """Softmax over the last axis of x [N, D], in place; one thread."""
+    e = np.empty(x.shape[1], np.float64)
+    bits = np.empty(x.shape[1], np.int64)
+    two_k = bits.view(np.float64)
+    for i in range(x.shape[0]):
+        _softmax_row(x[i], x.shape[1], e, bits, two_k)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def softmax_parallel(x):
+    """Softmax over the last axis of x [N, D], in place; blocks of rows split across threads."""
+    n = x.shape[0]
+    block = 64
+    for blk in prange((n + block - 1) // block):
+        e = np.empty(x.shape[1], np.float64)
+        bits = np.empty(x.shape[1], np.int64)
+        two_k = bits.view(np.float64)
+        for i in range(blk * block, min(n, (blk + 1) * block)):
+            _softmax_row(x[i], x.shape[1], e, bits, two_k)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def causal_self_attention(q, k, v, n_head, offset):
+    """Masked multi-head attention of new queries over cached keys, for the decoder.
+
+    q [B, Tq, D] already scaled; k and v [B, >= offset + Tq, D] (k scaled), of which the first
+    offset + Tq rows are valid. Query i (absolute position offset + i) sees keys 0 .. offset + i.
+    Returns [B, Tq, D], heads side by side. One thread: the decoder's per-step work is tiny.
+    """
+    n_batch, n_query, d = q.shape
+    d_head = d // n_head
+    n_max = offset + n_query
+    out = np.empty((n_batch, n_query, d), np.float32)
+    w = np.empty(n_max, np.float32)
+    e = np.empty(n_max, np.float64)
+    bits = np.empty(n_max, np.int64)
+    two_k = bits.view(np.float64)
+    acc = np.empty(d_head, np.float32)
+    for b in range(n_batch):
+        for h in range(n_head):
+            lo = h * d_head
+            for i in range(n_query):
+                n = offset + i + 1
+                for j in range(n):
+                    s = np.float32(0.0)
+                    for c in range(d_head):
+                        s += q[b, i, lo + c] * k[b, j, lo + c]
+                    w[j] = s
+                _softmax_row(w[:n], n, e, bits, two_k)
+                acc[:] = 0.0
+                for j in range(n):
+                    wj = w[j]
+                    for c in range(d_head):
+                        acc[c] += wj * v[b, j, lo + c]
+                out[b, i, lo:lo + d_head] = acc
+    return out
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _linear_block(x, w, out, start, stop):
+    """out[:, start:stop] = x @ w[start:stop].T, one weight row at a time."""
+    for o in range(start, stop):
+        for b in range(x.shape[0]):
+            s = np.float32(0.0)
+            for i in range(x.shape[1]):
+                s += x[b, i] * w[o, i]
+            out[b, o] = s
+
+
+@njit(cache=True, error_model="numpy")
+def linear_rows(x, w):
+    """x [N, D_in] times w [D_out, D_in] transposed -> [N, D_out], for a few rows (the decoder's
+    beams): each weight row is read once for all N rows, which BLAS does not manage for small N."""
+    out = np.empty((x.shape[0], w.shape[0]), np.float32)
+    _linear_block(x, w, out, 0, w.shape[0])
+    return out
+
+
+def conv1d_gelu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """gelu(conv1d(x)) with kernel 3, padding 1: x [T, C_in] time-major, weight [C_out, C_in, 3]
+    (PyTorch layout), bias [C_out] -> float32 [T_out, C_out], T_out = (T - 1) // stride + 1.
+
+    One float64 BLAS product (the three shifted, strided copies of the zero-padded input side by
+    side, times the weight arranged tap-major), rounded to float32 before the bias as in Paddle.
+    """
+    n_time, c_in = x.shape
+    c_out = weight.shape[0]
+    n_out = (n_time - 1) // stride + 1
+    padded = np.zeros((n_time + 2, c_in), np.float64)  # [T + 2, C_in]
+    padded[1:n_time + 1] = x
+    span = stride * (n_out - 1) + 1
+    cols = np.concatenate([padded[tap:tap + span:stride] for tap in range(3)], axis=1)  # [T_out, 3 C_in]
+    taps = weight.transpose(2, 1, 0).reshape(3 * c_in, c_out).astype(np.float64)  # [3 C_in, C_out]
+    y = cols @ taps  # [T_out, C_out] float64
+    bias_gelu_parallel(y, bias)  # float32 values, held in float64
+    return y.astype(np.float32)  # [T_out, C_out]
+
+
+def _openblas_setter():
+    """The set-num-threads function of the OpenBLAS bundled with NumPy's wheel, or None."""
+    libs_dir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs_dir, "lib*openblas*.so*"))):
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter.argtypes = [ctypes.c_int]
+                setter.restype = None
+                return setter
+    return None
+
+
+def set_num_threads(n: int | None = None) -> int:
+    """Use n threads (default: every core Numba sees) in the Numba kernels and in NumPy's BLAS.
+
+    BLAS threads are set through threadpoolctl when it is installed, otherwise through the
+    OpenBLAS bundled with NumPy's wheels; with any other BLAS its own environment variables
+    (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS) decide. Returns the count used.
+    """
+    n = numba.config.NUMBA_NUM_THREADS if n is None else max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    try:
+        import threadpoolctl
+    except ImportError:
+        setter = _openblas_setter()
+        if setter is not None:
+            setter(n)
+    else:
+        threadpoolctl.threadpool_limits(n, user_api="blas")
+    return n

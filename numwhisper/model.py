@@ -1,0 +1,305 @@
+"""Whisper's transformer (audio encoder and text decoder) as plain functions over float32 weights.
+
+Weights are held in a frozen ``Weights`` whose tensor names are the checkpoint's (OpenAI's). The
+decoder keeps its keys and values in an explicit ``KVCache`` that ``decode`` takes and returns:
+self-attention rows grow by the tokens of each call; cross-attention keys and values are made once
+per audio window by ``cross_kv`` and shared by every sequence (beam) of the batch.
+
+The arithmetic mirrors PaddleX's Whisper network in float32: queries and keys are each scaled by
+d_head**-0.25 after their bias; exact (erf) GELU; layer norm with eps 1e-5; the output projection is
+the transposed token embedding; language probabilities are a softmax over the language tokens' logits
+after one decoder step on <|startoftranscript|>. The encoder's products (convolutions, projections,
+attention) are summed in float64 and rounded to float32 where Paddle rounds (see ``encode``); the
+decoder is float32 throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import kernels
+from .checkpoint import Checkpoint, ModelDims, load
+
+ROWS_FOR_THREADS = 64  # kernels split rows across threads from this many rows on
+FEW_ROWS = 16  # up to this many rows, products with a weight matrix use kernels.linear_rows, not BLAS
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A model's tensors in float32 (C-contiguous), named and laid out as in the checkpoint."""
+
+    dims: ModelDims
+    tensors: Mapping[str, np.ndarray]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The tensor of that checkpoint name, e.g. w["decoder.ln.weight"]."""
+        return self.tensors[name]
+
+
+@dataclass(frozen=True)
+class CrossKV:
+    """Cross-attention keys and values of one audio window, per decoder layer.
+
+    keys[i] [n_head, d_head, n_audio_ctx] (already scaled by d_head**-0.25),
+    values[i] [n_head, n_audio_ctx, d_head].
+    """
+
+    keys: tuple
+    values: tuple
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """Decoder state for a batch of sequences: self-attention keys and values plus the window's CrossKV.
+
+    keys[i], values[i] [batch, n_text_ctx, d] per layer, of which rows [:length] are filled (keys
+    scaled by d_head**-0.25). ``decode`` and ``reorder`` write into these buffers and return the
+    cache to use next: a cache that was passed to them must not be used again.
+    """
+
+    keys: tuple
+    values: tuple
+    cross: CrossKV
+    length: int
+
+    @property
+    def batch(self) -> int:
+        """Number of sequences (beams) in the cache."""
+        return self.keys[0].shape[0]
+
+
+def weights_from_checkpoint(checkpoint: Checkpoint) -> Weights:
+    """Upcast a checkpoint's tensors to float32 once; the result is read-only."""
+    tensors = {}
+    for name, tensor in checkpoint.tensors.items():
+        array = np.ascontiguousarray(tensor, dtype=np.float32)
+        array.flags.writeable = False
+        tensors[name] = array
+    return Weights(dims=checkpoint.dims, tensors=MappingProxyType(tensors))
+
+
+def load_weights(path) -> Weights:
+    """Read a numwhisper model file into float32 Weights."""
+    return weights_from_checkpoint(load(path))
+
+
+def _layer_norm(w: Weights, name: str, x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Layer norm ``name`` (e.g. 'encoder.ln_post') over the rows of x [N, d] -> [N, d] of dtype."""
+    out = np.empty(x.shape, dtype)  # [N, d]
+    norm = kernels.layer_norm_parallel if x.shape[0] >= ROWS_FOR_THREADS else kernels.layer_norm
+    norm(x, w[f"{name}.weight"], w[f"{name}.bias"], out)
+    return out
+
+
+def _times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """x [N, d_in] times a Linear weight [d_out, d_in] transposed -> [N, d_out] in x's dtype."""
+    if x.dtype == np.float32 and x.shape[0] <= FEW_ROWS:
+        return kernels.linear_rows(x, weight)  # [N, d_out]
+    return x @ weight.astype(x.dtype, copy=False).T  # [N, d_out]
+
+
+def _add_residual(w: Weights, name: str, x: np.ndarray, y: np.ndarray) -> None:
+    """x += y + bias of Linear ``name``, in place: x [N, d] float32, y [N, d] (the product, unbiased)."""
+    add = kernels.add_bias_residual_parallel if x.shape[0] >= ROWS_FOR_THREADS else kernels.add_bias_residual
+    add(x, y, w[f"{name}.bias"])
+
+
+def _qkv(w: Weights, name: str, h: np.ndarray, scale: np.float32):
+    """Query, key and value projections of attention ``name`` on h [N, d]; q and k scaled -> 3x [N, d].
+
+    The products run in h's dtype.
+    """
+    q = _times_weight(h, w[f"{name}.query.weight"])  # [N, d]
+    kernels.bias_scale(q, w[f"{name}.query.bias"], scale)
+    k = _times_weight(h, w[f"{name}.key.weight"])  # [N, d]
+    kernels.scale_(k, scale)
+    v = _times_weight(h, w[f"{name}.value.weight"])  # [N, d]
+    kernels.add_bias(v, w[f"{name}.value.bias"])
+    return q, k, v
+
+
+def _attention_scale(d: int, n_head: int) -> np.float32:
+    """Whisper's factor applied to queries and to keys alike: d_head ** -0.25."""
+    return np.float32((d // n_head) ** -0.25)
+
+
+def _encoder_self_attention(w: Weights, name: str, h: np.ndarray, n_head: int) -> np.ndarray:
+    """Unmasked multi-head self-attention ``name`` over h [T, d] float64, before the out projection.
+
+    Returns float64 [T, d] holding float32 values (each head's output is rounded as Paddle's is).
+    """
+    n_ctx, d = h.shape
+    d_head = d // n_head
+    q, k, v = _qkv(w, name, h, _attention_scale(d, n_head))  # 3x [T, d] float64
+    out = np.empty((n_ctx, d), np.float32)  # [T, d]
+    for head in range(n_head):
+        cols = slice(head * d_head, (head + 1) * d_head)
+        scores = q[:, cols] @ k[:, cols].T  # [T, T] float64
+        kernels.softmax_parallel(scores)  # float32 probabilities, held in float64
+        out[:, cols] = scores @ v[:, cols]  # [T, d_head] rounded to float32
+    return out.astype(np.float64)  # [T, d]
+
+
+def _encoder_block(w: Weights, prefix: str, x: np.ndarray, n_head: int) -> None:
+    """One residual attention block of the encoder, updating x [T, d] (float32) in place."""
+    f64 = np.float64
+    h = _layer_norm(w, f"{prefix}.attn_ln", x, f64)  # [T, d]
+    o = _encoder_self_attention(w, f"{prefix}.attn", h, n_head)  # [T, d]
+    _add_residual(w, f"{prefix}.attn.out", x, _times_weight(o, w[f"{prefix}.attn.out.weight"]))  # [T, d]
+    h = _layer_norm(w, f"{prefix}.mlp_ln", x, f64)  # [T, d]
+    m = _times_weight(h, w[f"{prefix}.mlp.0.weight"])  # [T, 4d]
+    kernels.bias_gelu_parallel(m, w[f"{prefix}.mlp.0.bias"])
+    _add_residual(w, f"{prefix}.mlp.2", x, _times_weight(m, w[f"{prefix}.mlp.2.weight"]))  # [T, d]
+
+
+def encode(w: Weights, mel: np.ndarray) -> np.ndarray:
+    """Audio features of one 30 s window: mel [n_mels, 2 n_audio_ctx] -> float32 [n_audio_ctx, n_audio_state].
+
+    Every product runs in float64 on float32 values and is rounded back to float32 where Paddle's
+    float32 result would be (the activations stay float32 values throughout). Paddle's own float32
+    error reaches ~7e-4 on some windows, and plain float32 BLAS adds as much again on top: summing
+    exactly leaves only Paddle's part in the difference.
+    """
+    dims = w.dims
+    mel = np.asarray(mel, dtype=np.float32)  # [n_mels, 3000]
+    if mel.shape != (dims.n_mels, 2 * dims.n_audio_ctx):
+        raise ValueError(f"encode: mel must be [{dims.n_mels}, {2 * dims.n_audio_ctx}], got {list(mel.shape)}")
+    x = kernels.conv1d_gelu(mel.T, w["encoder.conv1.weight"], w["encoder.conv1.bias"], stride=1)  # [3000, d]
+    x = kernels.conv1d_gelu(x, w["encoder.conv2.weight"], w["encoder.conv2.bias"], stride=2)  # [1500, d]
+    x += w["encoder.positional_embedding"]  # [1500, d]
+    for i in range(dims.n_audio_layer):
+        _encoder_block(w, f"encoder.blocks.{i}", x, dims.n_audio_head)
+    return _layer_norm(w, "encoder.ln_post", x)  # [1500, d]
+
+
+def cross_kv(w: Weights, audio_features: np.ndarray) -> CrossKV:
+    """Every decoder layer's cross-attention keys and values for one window's audio_features [S, d]."""
+    dims = w.dims
+    xa = np.asarray(audio_features, dtype=np.float32)  # [S, d]
+    n_ctx, d = xa.shape
+    n_head = dims.n_text_head
+    d_head = d // n_head
+    scale = _attention_scale(d, n_head)
+    keys, values = [], []
+    for i in range(dims.n_text_layer):
+        name = f"decoder.blocks.{i}.cross_attn"
+        k = _times_weight(xa, w[f"{name}.key.weight"])  # [S, d]
+        kernels.scale_(k, scale)
+        v = _times_weight(xa, w[f"{name}.value.weight"])  # [S, d]
+        kernels.add_bias(v, w[f"{name}.value.bias"])
+        keys.append(np.ascontiguousarray(k.reshape(n_ctx, n_head, d_head).transpose(1, 2, 0)))  # [H, d_head, S]
+        values.append(np.ascontiguousarray(v.reshape(n_ctx, n_head, d_head).transpose(1, 0, 2)))  # [H, S, d_head]
+    return CrossKV(keys=tuple(keys), values=tuple(values))
+
+
+def new_cache(w: Weights, cross: CrossKV, batch: int = 1) -> KVCache:
+    """An empty decoder cache for ``batch`` sequences attending to one window (``cross``)."""
+    dims = w.dims
+    shape = (batch, dims.n_text_ctx, dims.n_text_state)
+    keys = tuple(np.empty(shape, np.float32) for _ in range(dims.n_text_layer))  # each [B, n_text_ctx, d]
+    values = tuple(np.empty(shape, np.float32) for _ in range(dims.n_text_layer))  # each [B, n_text_ctx, d]
+    return KVCache(keys=keys, values=values, cross=cross, length=0)
+
+
+def reorder(cache: KVCache, indices: Sequence[int]) -> KVCache:
+    """The cache whose sequence b continues old sequence indices[b] (beam search); the batch may change."""
+    index = np.asarray(indices, dtype=np.intp)  # [B']
+    n = cache.length
+    if index.shape[0] == cache.batch:
+        for buffer in cache.keys + cache.values:
+            buffer[:, :n] = buffer[index, :n]  # [B, n, d]
+        return cache
+    keys, values = [], []
+    for src, dst in ((cache.keys, keys), (cache.values, values)):
+        for buffer in src:
+            new = np.empty((index.shape[0],) + buffer.shape[1:], np.float32)  # [B', n_text_ctx, d]
+            new[:, :n] = buffer[index, :n]  # [B', n, d]
+            dst.append(new)
+    return dataclasses.replace(cache, keys=tuple(keys), values=tuple(values))
+
+
+def _cross_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Attention of q [N, d] (scaled) over one window's keys [H, d_head, S] and values [H, S, d_head].
+
+    Returns [N, d]; every row of q shares the window, so each head is two BLAS products.
+    """
+    n_head, d_head, n_ctx = keys.shape
+    n = q.shape[0]
+    qh = np.ascontiguousarray(q.reshape(n, n_head, d_head).transpose(1, 0, 2))  # [H, N, d_head]
+    scores = np.matmul(qh, keys)  # [H, N, S]
+    kernels.softmax(scores.reshape(n_head * n, n_ctx))
+    out = np.matmul(scores, values)  # [H, N, d_head]
+    return out.transpose(1, 0, 2).reshape(n, n_head * d_head)  # [N, d]
+
+
+def _decoder_block(w: Weights, i: int, x: np.ndarray, cache: KVCache, n_batch: int, n_new: int) -> None:
+    """Decoder block i on x [B * T_new, d] in place; appends this call's keys/values to the cache."""
+    prefix = f"decoder.blocks.{i}"
+    n_head = w.dims.n_text_head
+    d = x.shape[1]
+    start, stop = cache.length, cache.length + n_new
+    h = _layer_norm(w, f"{prefix}.attn_ln", x)  # [B T, d]
+    q, k, v = _qkv(w, f"{prefix}.attn", h, _attention_scale(d, n_head))  # 3x [B T, d]
+    cache.keys[i][:, start:stop] = k.reshape(n_batch, n_new, d)  # [B, T_new, d]
+    cache.values[i][:, start:stop] = v.reshape(n_batch, n_new, d)  # [B, T_new, d]
+    o = kernels.causal_self_attention(q.reshape(n_batch, n_new, d), cache.keys[i], cache.values[i],
+                                      n_head, start)  # [B, T_new, d]
+    o = _times_weight(o.reshape(n_batch * n_new, d), w[f"{prefix}.attn.out.weight"])  # [B T, d]
+    _add_residual(w, f"{prefix}.attn.out", x, o)
+    h = _layer_norm(w, f"{prefix}.cross_attn_ln", x)  # [B T, d]
+    q = _times_weight(h, w[f"{prefix}.cross_attn.query.weight"])  # [B T, d]
+    kernels.bias_scale(q, w[f"{prefix}.cross_attn.query.bias"], _attention_scale(d, n_head))
+    o = _cross_attention(q, cache.cross.keys[i], cache.cross.values[i])  # [B T, d]
+    o = _times_weight(o, w[f"{prefix}.cross_attn.out.weight"])  # [B T, d]
+    _add_residual(w, f"{prefix}.cross_attn.out", x, o)
+    h = _layer_norm(w, f"{prefix}.mlp_ln", x)  # [B T, d]
+    m = _times_weight(h, w[f"{prefix}.mlp.0.weight"])  # [B T, 4d]
+    kernels.bias_gelu(m, w[f"{prefix}.mlp.0.bias"])
+    _add_residual(w, f"{prefix}.mlp.2", x, _times_weight(m, w[f"{prefix}.mlp.2.weight"]))  # [B T, d]
+
+
+def decode(w: Weights, tokens, cache: KVCache):
+    """Run the decoder on new tokens [B, T_new] after the cache's ``length`` tokens.
+
+    Returns (logits [B, T_new, n_vocab] float32, the cache holding the new tokens too). Positions
+    continue from cache.length; token t of the call sees every earlier token and itself.
+    """
+    dims = w.dims
+    tokens = np.asarray(tokens, dtype=np.intp)  # [B, T_new]
+    if tokens.ndim != 2 or tokens.shape[0] != cache.batch:
+        raise ValueError(f"decode: tokens must be [{cache.batch}, T_new], got {list(tokens.shape)}")
+    n_batch, n_new = tokens.shape
+    start = cache.length
+    if start + n_new > dims.n_text_ctx:
+        raise ValueError(f"decode: {start + n_new} tokens exceed the text context of {dims.n_text_ctx}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= dims.n_vocab):
+        raise ValueError(f"decode: token ids must lie in [0, {dims.n_vocab})")
+    embedding = w["decoder.token_embedding.weight"]  # [n_vocab, d]
+    x = embedding[tokens] + w["decoder.positional_embedding"][start:start + n_new]  # [B, T_new, d]
+    x = x.reshape(n_batch * n_new, dims.n_text_state)  # [B T, d]
+    for i in range(dims.n_text_layer):
+        _decoder_block(w, i, x, cache, n_batch, n_new)
+    x = _layer_norm(w, "decoder.ln", x)  # [B T, d]
+    logits = _times_weight(x, embedding)  # [B T, n_vocab] (tied output projection)
+    cache = dataclasses.replace(cache, length=start + n_new)
+    return logits.reshape(n_batch, n_new, dims.n_vocab), cache
+
+
+def language_probs(w: Weights, audio_features: np.ndarray, sot_id: int, language_token_ids: Sequence[int],
+                   cross: Optional[CrossKV] = None) -> np.ndarray:
+    """Probabilities of the language tokens [n_languages] (float32, in the order given), as PaddleX's
+    detect_language: one decoder step on [sot_id], every other logit masked out, softmax.
+
+    Pass ``cross`` (from cross_kv on the same audio_features) to reuse it.
+    """
+    if cross is None:
+        cross = cross_kv(w, audio_features)
+    logits, _ = decode(w, [[sot_id]], new_cache(w, cross, batch=1))  # [1, 1, n_vocab]
+    probs = logits[0, 0][np.asarray(language_token_ids, dtype=np.intp)][None, :]  # [1, n_languages]
+    kernels.softmax(probs)
+    return probs[0]  # [n_languages]
