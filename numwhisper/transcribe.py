@@ -1,0 +1,216 @@
+"""Long-form transcription: PaddleX's loop over 30 s windows, producing PaddleX's result dict.
+
+The log-mel of the whole clip is cut into windows starting at ``seek`` (in mel frames). Each window
+is decoded (with temperature fallback when the result is too repetitive or too unlikely), skipped
+when it looks like silence, and split into segments at pairs of adjacent timestamp tokens. The next
+window starts at the last closing timestamp, or 30 s later when the window had no such pair. With
+condition_on_previous_text the tokens decoded so far are the next window's prompt.
+
+Times are the float sums PaddleX computes (seek * 160 / 16000 + index * 0.02, e.g.
+2.7600000000000002) and, as in PaddleX, a segment's end may lie past the end of the audio; every
+segment of a window carries the whole window's tokens and the window's start as ``seek``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import model as whisper_model
+from .audio import load_audio
+from .checkpoint import Checkpoint
+from .decoding import (DecodingOptions, DecodingResult, DecodingTask, detect_language, output_language_code,
+                       sampling_generator, text_of)
+from .hub import load_checkpoint
+from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
+from .tokenizer import Tokenizer, language_code
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded Whisper model: float32 weights and its tokenizers (plain, and PaddleX's lost-merge one)."""
+
+    weights: whisper_model.Weights
+    tokenizer: Tokenizer
+    paddlex_tokenizer: Tokenizer
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> "Model":
+        """Upcast a checkpoint's weights and build its tokenizers."""
+        return cls(weights=whisper_model.weights_from_checkpoint(checkpoint),
+                   tokenizer=Tokenizer.from_metadata(checkpoint.metadata),
+                   paddlex_tokenizer=Tokenizer.from_metadata(checkpoint.metadata, paddlex_lost_merge=True))
+
+    def tokenizer_for(self, options: DecodingOptions) -> Tokenizer:
+        """The tokenizer that encodes prompts as ``options`` asks (PaddleX loses the first BPE merge)."""
+        return self.paddlex_tokenizer if options.paddlex else self.tokenizer
+
+    @property
+    def input_stride(self) -> int:
+        """Mel frames per audio position of the encoder output (2)."""
+        return N_FRAMES // self.weights.dims.n_audio_ctx
+
+
+def load_model(name_or_path: str = "base", cache=None) -> Model:
+    """Load a model by name ("base", "tiny.en") or path (see ``hub.load_checkpoint``)."""
+    return Model.from_checkpoint(load_checkpoint(name_or_path, cache))
+
+
+@dataclass(frozen=True)
+class Window:
+    """One 30 s window: where it starts (mel frames) and its encoded audio."""
+
+    seek: int
+    features: np.ndarray  # [n_audio_ctx, d]
+    cross: whisper_model.CrossKV
+
+
+def encode_window(model: Model, mel: np.ndarray, seek: int) -> Window:
+    """Encode the window of the whole-clip log-mel [n_mels, T] that starts at frame ``seek``."""
+    segment = pad_or_trim(mel[:, seek:], N_FRAMES)  # [n_mels, 3000]
+    features = whisper_model.encode(model.weights, segment)  # [n_audio_ctx, d]
+    return Window(seek=seek, features=features, cross=whisper_model.cross_kv(model.weights, features))
+
+
+def decode_with_fallback(model: Model, tokenizer: Tokenizer, window: Window, options: DecodingOptions,
+                         language: str, prompt: Sequence[int]) -> DecodingResult:
+    """Decode a window at each temperature in turn until the result is neither too repetitive nor too unlikely."""
+    result = None
+    for attempt, temperature in enumerate(options.temperatures):
+        attempt_options = options.at_temperature(temperature)
+        rng = sampling_generator(attempt_options, (window.seek, attempt)) if temperature > 0 else None
+        task = DecodingTask.build(model.weights, tokenizer, attempt_options, language, prompt)
+        result = task.run(model.weights, window.features, rng, window.cross)
+        too_repetitive = (options.compression_ratio_threshold is not None
+                          and result.compression_ratio > options.compression_ratio_threshold)
+        too_unlikely = options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
+        if not (too_repetitive or too_unlikely):
+            break
+    return result
+
+
+def is_silent(result: DecodingResult, options: DecodingOptions) -> bool:
+    """PaddleX's no-speech rule: no-speech probability above its threshold and log-prob not above its own."""
+    if options.no_speech_threshold is None:
+        return False
+    if options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold:
+        return False
+    return result.no_speech_prob > options.no_speech_threshold
+
+
+def make_segment(tokenizer: Tokenizer, options: DecodingOptions, seek: int, start: float, end: float,
+                 text_tokens: Sequence[int], result: DecodingResult) -> Optional[dict]:
+    """PaddleX's segment dict (without its "id") for text_tokens, or None when its text is blank."""
+    ids = [t for t in text_tokens if t < tokenizer.eot]
+    text = text_of(tokenizer, ids, options, f"a segment of the window at seek {seek}")
+    if not text.strip():
+        return None
+    return {
+        "seek": seek,
+        "start": start,
+        "end": end,
+        "text": text,
+        "tokens": [int(t) for t in result.tokens],
+        "temperature": result.temperature,
+        "avg_logprob": result.avg_logprob,
+        "compression_ratio": result.compression_ratio,
+        "no_speech_prob": result.no_speech_prob,
+    }
+
+
+def split_window(tokenizer: Tokenizer, options: DecodingOptions, seek: int, result: DecodingResult,
+                 input_stride: int) -> tuple:
+    """A window's result -> (its segments, frames to advance seek by, the tokens that join the context).
+
+    Segments run between pairs of adjacent timestamps; text after the last pair is left for the next
+    window, which starts at that pair's closing time. Without a pair the whole window is one segment,
+    ending at its last timestamp (or 30 s later) and the next window starts 30 s later.
+    """
+    tokens = list(result.tokens)
+    ts_begin = tokenizer.timestamp_begin
+    offset = float(seek * HOP_LENGTH / SAMPLE_RATE)
+    precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp step: 0.02
+    is_ts = [t >= ts_begin for t in tokens]
+    pair_ends = [i + 1 for i in range(len(tokens) - 1) if is_ts[i] and is_ts[i + 1]]
+    if pair_ends:
+        segments, last = [], 0
+        for current in pair_ends:
+            piece = tokens[last:current]  # <|start|> text... <|end|>
+            start = offset + (piece[0] - ts_begin) * precision
+            end = offset + (piece[-1] - ts_begin) * precision
+            segments.append(make_segment(tokenizer, options, seek, start, end, piece[1:-1], result))
+            last = current
+        advance = (tokens[last - 1] - ts_begin) * input_stride
+        return [s for s in segments if s is not None], advance, tokens[:last + 1]
+    duration = N_FRAMES * HOP_LENGTH / SAMPLE_RATE  # 30.0
+    stamps = [t for t in tokens if t >= ts_begin]
+    if stamps and stamps[-1] != ts_begin:
+        duration = (stamps[-1] - ts_begin) * precision  # no speech after the last timestamp
+    segment = make_segment(tokenizer, options, seek, offset, offset + duration, tokens, result)
+    return [segment] if segment is not None else [], N_FRAMES, tokens
+
+
+WindowEncoder = Callable[[Model, np.ndarray, int], Window]
+
+
+def transcribe(model: Union[Model, str], audio, options: DecodingOptions = DecodingOptions(), *,
+               sample_rate: Optional[int] = None, encode: WindowEncoder = encode_window) -> dict:
+    """Transcribe (or translate) a clip of any length -> PaddleX's result dict.
+
+    ``audio``: a file path, or an array [N] / [N, channels] at ``sample_rate`` (default 16 kHz).
+    ``encode(model, mel, seek)`` encodes a window (default ``encode_window``); a memoising one lets
+    several transcriptions of the same audio share the encoder's work.
+    Returns {"input_path", "result": {"text", "segments": [{"id", "seek", "start", "end", "text",
+    "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob"}], "language"}}.
+    """
+    if isinstance(model, str):
+        model = load_model(model)
+    input_path = str(audio) if isinstance(audio, (str, Path)) else None
+    samples = load_audio(audio, sample_rate=sample_rate, compat=options.compat)  # [N]
+    mel = log_mel_spectrogram(samples)  # [n_mels, T]
+    result = transcribe_mel(model, mel, options, encode=encode)
+    return {"input_path": input_path, "result": result}
+
+
+def transcribe_mel(model: Model, mel: np.ndarray, options: DecodingOptions,
+                   encode: WindowEncoder = encode_window) -> dict:
+    """PaddleX's long-form loop over a whole clip's log-mel [n_mels, T] -> {"text", "segments", "language"}."""
+    tokenizer = model.tokenizer_for(options)
+    n_frames = mel.shape[-1]
+    window = None
+    if options.language is not None:
+        language = language_code(options.language)
+        reported = options.language if options.paddlex else output_language_code(language)
+    elif tokenizer.is_multilingual:
+        window = encode(model, mel, 0)
+        reported, _ = detect_language(model.weights, tokenizer, window.features, window.cross)
+        language = language_code(reported)
+    else:
+        language = reported = "en"
+
+    initial_prompt = []
+    if options.initial_prompt and options.initial_prompt != "None":
+        initial_prompt = tokenizer.encode(" " + options.initial_prompt.strip())
+    all_tokens = list(initial_prompt)
+    prompt_reset_since = 0
+    segments = []
+    seek = 0
+    while seek < n_frames:
+        if window is None or window.seek != seek:
+            window = encode(model, mel, seek)
+        result = decode_with_fallback(model, tokenizer, window, options, language, all_tokens[prompt_reset_since:])
+        if is_silent(result, options):
+            seek += N_FRAMES
+            continue
+        found, advance, context = split_window(tokenizer, options, seek, result, model.input_stride)
+        segments += [{"id": len(segments) + k, **segment} for k, segment in enumerate(found)]
+        seek += advance
+        all_tokens.extend(context)
+        if not options.condition_on_previous_text or result.temperature > 0.5:
+            prompt_reset_since = len(all_tokens)
+
+    text = text_of(tokenizer, all_tokens[len(initial_prompt):], options, "the whole transcript")
+    return {"text": text, "segments": segments, "language": reported}
