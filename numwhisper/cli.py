@@ -1,0 +1,150 @@
+"""``python -m numwhisper AUDIO ...``: transcribe files, directories and URLs from the command line.
+
+Options carry openai-whisper's names where they exist, and PaddleX's spellings too (``--input``,
+``--save_path``, ``--device``, ``--pipeline``, ``--get_pipeline_config``). Each input prints its
+PaddleX-shaped result; a bad input prints one ``error:`` line and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Optional, Sequence
+
+from .checkpoint import ModelFileError
+from .decoding import COMPAT_PADDLEX, DecodingOptions
+from .devices import check_device
+from .errors import EXIT_BAD_INPUT, one_line
+from .hub import DEFAULT_MODEL
+from .inputs import InputError, expand_inputs
+from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config, transcribe_item
+from .result import Result
+from .transcribe import load_model
+from .writers import ALL, WRITERS, write_result
+
+EXIT_USAGE = 2
+
+
+def str2bool(text: str) -> bool:
+    """"True"/"False" (any case, also yes/no/1/0) -> bool, as openai-whisper's CLI reads them."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def optional_float(text: str) -> Optional[float]:
+    """A float, or None for "None"/"null"."""
+    return None if text.strip().lower() in ("none", "null") else float(text)
+
+
+def optional_int(text: str) -> Optional[int]:
+    """An int, or None for "None"/"null"."""
+    return None if text.strip().lower() in ("none", "null") else int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (defaults are PaddleX's: beam 5, temperature 0, language detection)."""
+    defaults = DecodingOptions()
+    p = argparse.ArgumentParser(prog="numwhisper", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("audio", nargs="*", help="audio files, directories or http(s) URLs")
+    p.add_argument("--input", action="append", default=[], help="an input, PaddleX's spelling (repeatable)")
+    p.add_argument("--model", default=None, help=f"model name or path (default {DEFAULT_MODEL})")
+    p.add_argument("--model_dir", default=None, help="a model path: .safetensors, PaddleX directory or whisper_*.tar")
+    p.add_argument("--pipeline", default=None, help=f"{PIPELINE_NAME} or a pipeline config .yaml")
+    p.add_argument("--get_pipeline_config", default=None, metavar=PIPELINE_NAME,
+                   help="write the pipeline config to --save_path and exit")
+    p.add_argument("--device", default=None, help="cpu (default)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--output_dir", "--save_path", dest="output_dir", default=None,
+                   help="where to write the output files (default: print only)")
+    p.add_argument("--output_format", "-f", default=None, choices=[*WRITERS, ALL],
+                   help="file format(s) to write into --output_dir (default: json)")
+    p.add_argument("--verbose", type=str2bool, default=True, help="progress on stderr (True/False)")
+    p.add_argument("--task", default=defaults.task, choices=["transcribe", "translate"])
+    p.add_argument("--language", default=defaults.language, help="language code or name (default: detect)")
+    p.add_argument("--temperature", type=float, default=defaults.temperature)
+    p.add_argument("--temperature_increment_on_fallback", type=optional_float,
+                   default=defaults.temperature_increment_on_fallback)
+    p.add_argument("--best_of", type=optional_int, default=defaults.best_of)
+    p.add_argument("--beam_size", type=optional_int, default=defaults.beam_size, help="None for greedy decoding")
+    p.add_argument("--patience", type=optional_float, default=defaults.patience)
+    p.add_argument("--length_penalty", type=optional_float, default=defaults.length_penalty)
+    p.add_argument("--initial_prompt", default=defaults.initial_prompt)
+    p.add_argument("--condition_on_previous_text", type=str2bool, default=defaults.condition_on_previous_text)
+    p.add_argument("--compression_ratio_threshold", type=optional_float, default=defaults.compression_ratio_threshold)
+    p.add_argument("--logprob_threshold", type=optional_float, default=defaults.logprob_threshold)
+    p.add_argument("--no_speech_threshold", type=optional_float, default=defaults.no_speech_threshold)
+    p.add_argument("--seed", type=int, default=None, help="seed for sampling at temperature > 0")
+    p.add_argument("--compat", default=None, choices=[COMPAT_PADDLEX],
+                   help="reproduce PaddleX's bugs too (see README: Differences from PaddleX)")
+    return p
+
+
+OPTION_FIELDS = ("task", "language", "temperature", "temperature_increment_on_fallback", "best_of", "beam_size",
+                 "patience", "length_penalty", "initial_prompt", "condition_on_previous_text",
+                 "compression_ratio_threshold", "logprob_threshold", "no_speech_threshold", "seed", "compat")
+
+
+def decoding_options(args: argparse.Namespace) -> DecodingOptions:
+    """The decoding options the arguments ask for (ValueError for a bad combination)."""
+    return DecodingOptions(**{name: getattr(args, name) for name in OPTION_FIELDS})
+
+
+def chosen_model(args: argparse.Namespace) -> str:
+    """--model_dir, else --model, else the pipeline config's model, else the default."""
+    if args.model_dir or args.model:
+        return args.model_dir or args.model
+    if args.pipeline and args.pipeline != PIPELINE_NAME:
+        return model_from_config(load_config(args.pipeline))
+    return DEFAULT_MODEL
+
+
+def report(message: str) -> None:
+    """One error line on stderr."""
+    print(f"error: {one_line(message)}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Transcribe every input; 0 when all succeeded, 2 when any input failed."""
+    if args.get_pipeline_config:
+        if args.get_pipeline_config != PIPELINE_NAME:
+            raise ValueError(f"unknown pipeline {args.get_pipeline_config!r}; numwhisper has {PIPELINE_NAME!r}")
+        print(save_config(args.output_dir or "."))
+        return 0
+    inputs = [*args.audio, *args.input]
+    if not inputs:
+        raise ValueError("no input given: pass audio files, directories or URLs")
+    check_device(args.device)
+    options = decoding_options(args)
+    if args.threads is not None:
+        from .kernels import set_num_threads
+        set_num_threads(args.threads)
+    model = load_model(chosen_model(args))
+    failures = 0
+    for item in expand_inputs(inputs):
+        try:
+            result = Result(transcribe_item(model, item, options))
+        except (InputError, ValueError) as err:
+            report(str(err) if str(err).startswith(item.name) else f"{item.name}: {err}")
+            failures += 1
+            continue
+        result.print(json_format=True, indent=4, ensure_ascii=False)
+        if args.output_dir:
+            write_result(result, args.output_dir, args.output_format or "json")
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m numwhisper`` and the ``numwhisper`` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ModelFileError, ValueError) as err:
+        report(str(err))
+        return EXIT_USAGE

@@ -1,0 +1,65 @@
+"""The command line, driven as a user would: a subprocess of ``python -m numwhisper``."""
+
+import json
+import subprocess
+import sys
+
+from numwhisper.pipeline import create_pipeline, load_config
+
+CLIP = "golden/audio/en_ls_1272-128104-0000.wav"
+
+
+def numwhisper(repo, *args):
+    """Run ``python -m numwhisper`` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "numwhisper", *map(str, args)],
+                          capture_output=True, text=True, cwd=repo)
+
+
+def printed_results(stdout: str) -> list:
+    """The JSON documents printed one after another on stdout."""
+    decoder, results, pos = json.JSONDecoder(), [], 0
+    while pos < len(stdout.rstrip()):
+        doc, pos = decoder.raw_decode(stdout, pos)
+        results.append(doc)
+        while pos < len(stdout) and stdout[pos].isspace():
+            pos += 1
+    return results
+
+
+def test_batch_with_a_bad_file_still_writes_the_good_one(repo, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF but not really a wav file")
+    done = numwhisper(repo, "--model", "tiny.en", "--beam_size", "None", "--output_dir", tmp_path / "out",
+                      "--output_format", "all", bad, CLIP)
+    assert done.returncode == 2
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}")
+    [printed] = printed_results(done.stdout)
+    text = printed["res"]["result"]["text"]
+    assert "apostle of the middle classes" in text
+    stem = "en_ls_1272-128104-0000"
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(f"{stem}.{ext}" for ext in ("json", "srt", "tsv", "txt", "vtt"))
+    assert json.loads((tmp_path / "out" / f"{stem}.json").read_text())["result"]["text"] == text
+
+
+def test_pipeline_config_round_trip(repo, tmp_path):
+    done = numwhisper(repo, "--get_pipeline_config", "multilingual_speech_recognition", "--save_path", tmp_path)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "multilingual_speech_recognition.yaml"
+    config = load_config(path)
+    module = config["SubModules"]["MultilingualSpeechRecognition"]
+    assert module["model_name"] == "whisper_base" and module["model_dir"] is None
+    path.write_text(path.read_text().replace("model_name: whisper_base", "model_name: whisper_tiny.en"))
+    pipeline = create_pipeline(str(path), beam_size=None)
+    [result] = list(pipeline.predict(input=str(repo / CLIP)))
+    assert "apostle" in result["result"]["text"] and result["result"]["language"] == "en"
+
+
+def test_bad_option_and_unknown_model_fail_cleanly(repo):
+    done = numwhisper(repo, "--model", "huge", CLIP)
+    assert done.returncode == 2 and done.stderr.startswith("error: unknown model 'huge'")
+    done = numwhisper(repo, "--task", "summarize", CLIP)
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+    done = numwhisper(repo, "--device", "gpu:0", CLIP)
+    assert done.returncode == 2 and "Paddle backend" in done.stderr
