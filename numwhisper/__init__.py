@@ -7,3 +7,17 @@ and ``paddle_dir`` (the foreign formats).
 """
 
 __version__ = "0.1.0"
+
+
+def load_model(name_or_path: str = "base", cache=None):
+    """Load a model by name ("base", "tiny.en") or path; it has ``transcribe`` and ``detect_language``."""
+    from .transcribe import load_model as _load
+
+    return _load(name_or_path, cache)
+
+
+def create_pipeline(pipeline: str = "multilingual_speech_recognition", device=None, **options):
+    """PaddleX's facade: ``create_pipeline(...).predict(input=...)`` yields printable, savable results."""
+    from .pipeline import create_pipeline as _create
+
+    return _create(pipeline, device, **options)

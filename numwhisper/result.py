@@ -110,9 +110,12 @@ class Result(dict):
             return json.dumps(self.json, indent=indent, ensure_ascii=ensure_ascii)
         return str({SAVED_KEY: dict(self)})
 
-    def print(self, json_format: bool = False, indent: int = 4, ensure_ascii: bool = False, file=None) -> None:
-        """Print the result (to ``file``, default stdout); see ``to_str``."""
-        print(self.to_str(json_format, indent, ensure_ascii), file=file if file is not None else sys.stdout)
+    def print(self, json_format: bool = False, indent: int = 4, ensure_ascii: bool = False, file=None,
+              format_json: Optional[bool] = None) -> None:
+        """Print the result (to ``file``, default stdout); see ``to_str``. ``format_json`` is an alias of
+        ``json_format`` (PaddleX's keyword)."""
+        as_json = json_format if format_json is None else format_json
+        print(self.to_str(as_json, indent, ensure_ascii), file=file if file is not None else sys.stdout)
 
     def save_to_json(self, save_path, indent: int = 4, ensure_ascii: bool = False) -> Path:
         """Write JSON to ``save_path`` (a .json file) or to ``save_path/{stem}_res.json``; returns the file."""

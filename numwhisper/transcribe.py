@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -47,6 +47,16 @@ class Model:
     def tokenizer_for(self, options: DecodingOptions) -> Tokenizer:
         """The tokenizer that encodes prompts as ``options`` asks (PaddleX loses the first BPE merge)."""
         return self.paddlex_tokenizer if options.paddlex else self.tokenizer
+
+    def transcribe(self, audio, sample_rate: Optional[int] = None, **options) -> dict:
+        """Transcribe a path or an array with ``DecodingOptions(**options)`` -> PaddleX's result dict."""
+        return transcribe(self, audio, DecodingOptions(**options), sample_rate=sample_rate)
+
+    def detect_language(self, audio, sample_rate: Optional[int] = None) -> Tuple[str, dict]:
+        """Language of the first 30 s of a path or an array -> (code, {code: probability})."""
+        samples = load_audio(audio, sample_rate=sample_rate)  # [N]
+        window = encode_window(self, log_mel_spectrogram(samples), 0)
+        return detect_language(self.weights, self.tokenizer, window.features, window.cross)
 
     @property
     def input_stride(self) -> int:

@@ -63,3 +63,24 @@ def test_bad_option_and_unknown_model_fail_cleanly(repo):
     assert done.returncode == 2 and "invalid choice" in done.stderr
     done = numwhisper(repo, "--device", "gpu:0", CLIP)
     assert done.returncode == 2 and "Paddle backend" in done.stderr
+
+
+def test_create_pipeline_gives_the_golden_zh_result(repo):
+    """The facade with PaddleX's defaults reproduces PaddleX's golden result for the Mandarin clip."""
+    import numwhisper
+    from numwhisper import golden
+
+    [result] = list(numwhisper.create_pipeline().predict(input=str(repo / "golden/audio/zh_paddlespeech_zh.wav")))
+    expected = golden.load_result("base", "zh_paddlespeech_zh", "beam5")["result"]
+    assert not golden.result_differences(result["result"], expected), golden.result_differences(result["result"], expected)
+    assert result.json == {"res": dict(result)}
+
+
+def test_model_object_api(repo):
+    import numwhisper
+
+    model = numwhisper.load_model("base")
+    language, probs = model.detect_language(str(repo / "golden/audio/de_picovoice_test_de.wav"))
+    assert language == "de" and abs(sum(probs.values()) - 1) < 1e-3 and max(probs, key=probs.get) == "de"
+    out = model.transcribe(str(repo / CLIP), beam_size=None, language="en")
+    assert "apostle" in out["result"]["text"] and out["input_path"] == str(repo / CLIP)

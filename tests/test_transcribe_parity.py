@@ -30,8 +30,6 @@ from numwhisper.transcribe import Window, encode_window, load_model, transcribe
 
 CASES = golden.cases()
 CASE_IDS = [f"{c.model}/{c.clip}" for c in CASES]
-EXACT_FIELDS = ("id", "seek", "start", "end", "text", "tokens", "temperature")
-SCORE_FIELDS = ("avg_logprob", "no_speech_prob", "compression_ratio")
 COMPAT = "paddlex"
 NEAR_TIES = {
     ("base", "en_voxpopuli_long_000", "greedy"): (
@@ -96,34 +94,6 @@ def transcripts(models):
     return get
 
 
-def result_differences(ours: dict, theirs: dict, skip=()) -> list:
-    """Every way ``ours`` (a result body) differs from PaddleX's, as readable lines (empty: identical)."""
-    problems = []
-    for key in ("text", "language"):
-        if ours[key] != theirs[key]:
-            problems.append(f"{key}: ours {ours[key]!r} != PaddleX {theirs[key]!r}")
-    if list(ours) != list(theirs):
-        problems.append(f"result keys: ours {list(ours)} != PaddleX {list(theirs)}")
-    a, b = ours["segments"], theirs["segments"]
-    if len(a) != len(b):
-        problems.append(f"{len(a)} segments != PaddleX's {len(b)}: ours {[s['text'] for s in a]} "
-                        f"PaddleX {[s['text'] for s in b]}")
-    for mine, ref in zip(a, b):
-        where = f"segment {ref['id']}"
-        if list(mine) != list(ref):
-            problems.append(f"{where} keys: ours {list(mine)} != PaddleX {list(ref)}")
-        for field in EXACT_FIELDS:
-            if mine[field] != ref[field] or type(mine[field]) is not type(ref[field]):
-                problems.append(f"{where}.{field}: ours {mine[field]!r} != PaddleX {ref[field]!r}")
-        for field in SCORE_FIELDS:
-            if field in skip:
-                continue
-            if type(mine[field]) is not float or abs(mine[field] - ref[field]) > RESULT_SCORE_ATOL:
-                problems.append(f"{where}.{field}: ours {mine[field]!r} vs PaddleX {ref[field]!r} "
-                                f"(atol {RESULT_SCORE_ATOL})")
-    return problems
-
-
 def near_tie_note(case: golden.Case, config: str) -> str:
     """A known near-tie of this case, to read with a failure."""
     note = NEAR_TIES.get((case.model, case.clip, config))
@@ -143,7 +113,7 @@ def test_compat_paddlex_gives_paddlex_result(case, config, transcripts, repo, mo
     monkeypatch.chdir(repo)
     result = transcripts(case, config, COMPAT)
     check_envelope(result, case)
-    problems = result_differences(result["result"], golden.load_result(case.model, case.clip, config)["result"])
+    problems = golden.result_differences(result["result"], golden.load_result(case.model, case.clip, config)["result"])
     assert not problems, "\n".join(problems) + near_tie_note(case, config)
 
 
@@ -153,7 +123,7 @@ def test_default_beam_search_gives_paddlex_result(case, transcripts, repo, monke
     monkeypatch.chdir(repo)
     result = transcripts(case, "beam5", None)
     check_envelope(result, case)
-    problems = result_differences(result["result"], golden.load_result(case.model, case.clip, "beam5")["result"])
+    problems = golden.result_differences(result["result"], golden.load_result(case.model, case.clip, "beam5")["result"])
     assert not problems, "\n".join(problems) + near_tie_note(case, "beam5")
 
 
@@ -167,7 +137,7 @@ def test_default_greedy_differs_only_by_real_logprob(case, transcripts, repo, mo
     monkeypatch.chdir(repo)
     ours = transcripts(case, "greedy", None)["result"]
     theirs = golden.load_result(case.model, case.clip, "greedy")["result"]
-    problems = result_differences(ours, theirs, skip=("avg_logprob",))
+    problems = golden.result_differences(ours, theirs, skip=("avg_logprob",))
     assert not problems, "\n".join(problems) + near_tie_note(case, "greedy")
     for segment in theirs["segments"]:
         assert segment["avg_logprob"] == 0.0  # PaddleX's bug, reproduced only in compat mode
