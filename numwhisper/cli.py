@@ -19,6 +19,7 @@ from .errors import EXIT_BAD_INPUT, one_line
 from .hub import DEFAULT_MODEL
 from .inputs import InputError, expand_inputs
 from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config, transcribe_item
+from .progress import ProgressBar
 from .result import Result
 from .transcribe import load_model
 from .writers import ALL, WRITERS, write_result
@@ -126,13 +127,19 @@ def run(args: argparse.Namespace) -> int:
         set_num_threads(args.threads)
     model = load_model(chosen_model(args))
     failures = 0
-    for item in expand_inputs(inputs):
+    items = expand_inputs(inputs)
+    show_progress = args.verbose and sys.stderr.isatty()
+    for number, item in enumerate(items, start=1):
+        bar = ProgressBar(f"[{number}/{len(items)}] {item.name}") if show_progress else None
         try:
-            result = Result(transcribe_item(model, item, options))
+            result = Result(transcribe_item(model, item, options, progress=bar))
         except (InputError, ValueError) as err:
             report(str(err) if str(err).startswith(item.name) else f"{item.name}: {err}")
             failures += 1
             continue
+        finally:
+            if bar is not None:
+                bar.close()
         result.print(json_format=True, indent=4, ensure_ascii=False)
         if args.output_dir:
             write_result(result, args.output_dir, args.output_format or "json")

@@ -119,13 +119,17 @@ def model_from_config(config: dict) -> str:
     return PADDLEX_MODEL_NAMES[name]
 
 
-def transcribe_item(model: Model, item: WorkItem, options: DecodingOptions) -> dict:
-    """Read one work item and transcribe it -> PaddleX's result dict; a bad input raises InputError."""
+def transcribe_item(model: Model, item: WorkItem, options: DecodingOptions, progress=None) -> dict:
+    """Read one work item and transcribe it -> PaddleX's result dict; a bad input raises InputError.
+
+    ``progress(done_frames, total_frames)`` is called after each 30 s window.
+    """
     loaded = item.load(compat=options.compat)
     if not loaded.ok:
         raise loaded.error
     mel = log_mel_spectrogram(loaded.audio)  # [n_mels, T]
-    return {"input_path": loaded.input_path, "result": transcribe_mel(model, mel, options)}
+    result = transcribe_mel(model, mel, options, progress=progress)
+    return {"input_path": loaded.input_path, "result": result}
 
 
 class Pipeline:

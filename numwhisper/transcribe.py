@@ -186,8 +186,12 @@ def transcribe(model: Union[Model, str], audio, options: DecodingOptions = Decod
 
 
 def transcribe_mel(model: Model, mel: np.ndarray, options: DecodingOptions,
-                   encode: WindowEncoder = encode_window) -> dict:
-    """PaddleX's long-form loop over a whole clip's log-mel [n_mels, T] -> {"text", "segments", "language"}."""
+                   encode: WindowEncoder = encode_window,
+                   progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    """PaddleX's long-form loop over a whole clip's log-mel [n_mels, T] -> {"text", "segments", "language"}.
+
+    ``progress(done_frames, total_frames)`` is called after each window.
+    """
     tokenizer = model.tokenizer_for(options)
     n_frames = mel.shape[-1]
     window = None
@@ -214,13 +218,15 @@ def transcribe_mel(model: Model, mel: np.ndarray, options: DecodingOptions,
         result = decode_with_fallback(model, tokenizer, window, options, language, all_tokens[prompt_reset_since:])
         if is_silent(result, options):
             seek += N_FRAMES
-            continue
-        found, advance, context = split_window(tokenizer, options, seek, result, model.input_stride)
-        segments += [{"id": len(segments) + k, **segment} for k, segment in enumerate(found)]
-        seek += advance
-        all_tokens.extend(context)
-        if not options.condition_on_previous_text or result.temperature > 0.5:
-            prompt_reset_since = len(all_tokens)
+        else:
+            found, advance, context = split_window(tokenizer, options, seek, result, model.input_stride)
+            segments += [{"id": len(segments) + k, **segment} for k, segment in enumerate(found)]
+            seek += advance
+            all_tokens.extend(context)
+            if not options.condition_on_previous_text or result.temperature > 0.5:
+                prompt_reset_since = len(all_tokens)
+        if progress is not None:
+            progress(min(seek, n_frames), n_frames)
 
     text = text_of(tokenizer, all_tokens[len(initial_prompt):], options, "the whole transcript")
     return {"text": text, "segments": segments, "language": reported}

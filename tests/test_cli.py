@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from numwhisper.pipeline import create_pipeline, load_config
+from numwhisper.pipeline import create_pipeline, load_config, transcribe_item
 
 CLIP = "golden/audio/en_ls_1272-128104-0000.wav"
 
@@ -84,3 +84,58 @@ def test_model_object_api(repo):
     assert language == "de" and abs(sum(probs.values()) - 1) < 1e-3 and max(probs, key=probs.get) == "de"
     out = model.transcribe(str(repo / CLIP), beam_size=None, language="en")
     assert "apostle" in out["result"]["text"] and out["input_path"] == str(repo / CLIP)
+
+
+def stderr_on_a_terminal(repo, *args) -> str:
+    """Run the CLI with stderr attached to a pseudo-terminal; return what it wrote there."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    done = subprocess.run([sys.executable, "-m", "numwhisper", *map(str, args)], cwd=repo,
+                          stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # the terminal is closed once everything has been read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert done.returncode == 0
+    return b"".join(chunks).decode()
+
+
+def test_progress_bar_on_a_terminal_only_when_verbose(repo):
+    shown = stderr_on_a_terminal(repo, "--model", "tiny.en", "--beam_size", "None", CLIP)
+    assert f"[1/1] {CLIP} [" + "#" * 30 + "]    5.8/5.8 s" in shown  # 585 frames
+    assert stderr_on_a_terminal(repo, "--model", "tiny.en", "--beam_size", "None", "--verbose", "False", CLIP) == ""
+    piped = numwhisper(repo, "--model", "tiny.en", "--beam_size", "None", CLIP)
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_progress_reports_each_window_of_a_long_clip():
+    import io
+
+    import numwhisper
+    from numwhisper.decoding import DecodingOptions
+    from numwhisper.inputs import expand_inputs
+    from numwhisper.progress import ProgressBar
+
+    calls, stream = [], io.StringIO()
+    bar = ProgressBar("long", stream=stream)
+
+    def record(done, total):
+        calls.append((done, total))
+        bar(done, total)
+
+    model = numwhisper.load_model("tiny.en")
+    [item] = expand_inputs(["golden/audio/en_voxpopuli_long_000.wav"])
+    transcribe_item(model, item, DecodingOptions(beam_size=None), progress=record)
+    totals = {total for _, total in calls}
+    assert totals == {6924} and len(calls) >= 3
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1][0] == 6924
+    assert stream.getvalue().endswith("[" + "#" * 30 + "]   69.2/69.2 s")
