@@ -20,7 +20,7 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import model as whisper_model
-from .audio import load_audio
+from .inputs import load_input
 from .checkpoint import Checkpoint
 from .decoding import (DecodingOptions, DecodingResult, DecodingTask, detect_language, output_language_code,
                        sampling_generator, text_of)
@@ -49,12 +49,12 @@ class Model:
         return self.paddlex_tokenizer if options.paddlex else self.tokenizer
 
     def transcribe(self, audio, sample_rate: Optional[int] = None, **options) -> dict:
-        """Transcribe a path or an array with ``DecodingOptions(**options)`` -> PaddleX's result dict."""
+        """Transcribe any input (path, URL, bytes, base64, array) with ``DecodingOptions(**options)`` -> PaddleX's result dict."""
         return transcribe(self, audio, DecodingOptions(**options), sample_rate=sample_rate)
 
     def detect_language(self, audio, sample_rate: Optional[int] = None) -> Tuple[str, dict]:
-        """Language of the first 30 s of a path or an array -> (code, {code: probability})."""
-        samples = load_audio(audio, sample_rate=sample_rate)  # [N]
+        """Language of the first 30 s of any input (path, URL, bytes, base64, array) -> (code, {code: probability})."""
+        _, samples = load_input(audio, sample_rate=sample_rate)  # [N]
         window = encode_window(self, log_mel_spectrogram(samples), 0)
         return detect_language(self.weights, self.tokenizer, window.features, window.cross)
 
@@ -170,7 +170,8 @@ def transcribe(model: Union[Model, str], audio, options: DecodingOptions = Decod
                sample_rate: Optional[int] = None, encode: WindowEncoder = encode_window) -> dict:
     """Transcribe (or translate) a clip of any length -> PaddleX's result dict.
 
-    ``audio``: a file path, or an array [N] / [N, channels] at ``sample_rate`` (default 16 kHz).
+    ``audio``: anything ``inputs.load_input`` reads (a path, URL, bytes, base64 text, or an int or float
+    PCM array [N] / [N, channels] at ``sample_rate``, default 16 kHz).
     ``encode(model, mel, seek)`` encodes a window (default ``encode_window``); a memoising one lets
     several transcriptions of the same audio share the encoder's work.
     Returns {"input_path", "result": {"text", "segments": [{"id", "seek", "start", "end", "text",
@@ -179,7 +180,7 @@ def transcribe(model: Union[Model, str], audio, options: DecodingOptions = Decod
     if isinstance(model, str):
         model = load_model(model)
     input_path = str(audio) if isinstance(audio, (str, Path)) else None
-    samples = load_audio(audio, sample_rate=sample_rate, compat=options.compat)  # [N]
+    _, samples = load_input(audio, sample_rate=sample_rate, compat=options.compat)  # [N]
     mel = log_mel_spectrogram(samples)  # [n_mels, T]
     result = transcribe_mel(model, mel, options, encode=encode)
     return {"input_path": input_path, "result": result}

@@ -139,3 +139,18 @@ def test_progress_reports_each_window_of_a_long_clip():
     assert totals == {6924} and len(calls) >= 3
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1][0] == 6924
     assert stream.getvalue().endswith("[" + "#" * 30 + "]   69.2/69.2 s")
+
+
+def test_library_transcribe_scales_integer_pcm(repo):
+    """An int16 array reaches the model as the same float signal its wav file gives."""
+    import numpy as np
+    import soundfile
+
+    import numwhisper
+
+    model = numwhisper.load_model("tiny.en")
+    pcm, rate = soundfile.read(str(repo / CLIP), dtype="int16")
+    from_pcm = model.transcribe(pcm, sample_rate=rate, beam_size=None)
+    from_file = model.transcribe(str(repo / CLIP), beam_size=None)
+    assert from_pcm["result"] == from_file["result"] and from_pcm["input_path"] is None
+    assert np.issubdtype(pcm.dtype, np.integer)
