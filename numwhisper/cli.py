@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .checkpoint import ModelFileError
@@ -47,6 +48,14 @@ def optional_int(text: str) -> Optional[int]:
     return None if text.strip().lower() in ("none", "null") else int(text)
 
 
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (defaults are PaddleX's: beam 5, temperature 0, language detection)."""
     defaults = DecodingOptions()
@@ -60,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--get_pipeline_config", default=None, metavar=PIPELINE_NAME,
                    help="write the pipeline config to --save_path and exit")
     p.add_argument("--device", default=None, help="cpu (default)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--output_dir", "--save_path", dest="output_dir", default=None,
                    help="where to write the output files (default: print only)")
     p.add_argument("--output_format", "-f", default=None, choices=[*WRITERS, ALL],
@@ -110,6 +119,21 @@ def report(message: str) -> None:
     print(f"error: {one_line(message)}", file=sys.stderr)
 
 
+def batch_stem(result: Result, number: int, used: set) -> str:
+    """The file stem for a batch's output: the input's stem, else its whole file name, else with ``_number``.
+
+    Two inputs with one stem (``a.mp3`` and ``a.ogg``, or equal names in two directories) must not
+    overwrite each other's output.
+    """
+    stem = result.stem()
+    if stem in used and result.get("input_path"):
+        stem = Path(str(result["input_path"])).name
+    if stem in used:
+        stem = f"{stem}_{number}"
+    used.add(stem)
+    return stem
+
+
 def run(args: argparse.Namespace) -> int:
     """Transcribe every input; 0 when all succeeded, 2 when any input failed."""
     if args.get_pipeline_config:
@@ -126,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         from .kernels import set_num_threads
         set_num_threads(args.threads)
     model = load_model(chosen_model(args))
-    failures = 0
+    failures, used_stems = 0, set()
     items = expand_inputs(inputs)
     show_progress = args.verbose and sys.stderr.isatty()
     for number, item in enumerate(items, start=1):
@@ -142,12 +166,17 @@ def run(args: argparse.Namespace) -> int:
                 bar.close()
         result.print(json_format=True, indent=4, ensure_ascii=False)
         if args.output_dir:
-            write_result(result, args.output_dir, args.output_format or "json")
+            write_result(result, args.output_dir, args.output_format or "json",
+                         stem=batch_stem(result, number, used_stems))
     return EXIT_BAD_INPUT if failures else 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m numwhisper`` and the ``numwhisper`` script."""
+    """Entry point of ``python -m numwhisper`` and the ``numwhisper`` script (``serve`` starts the HTTP service)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from .server import main as serve_main
+        return serve_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -2,7 +2,7 @@
 
 Every input ends as a name (used in messages and, for paths and URLs, as the result's ``input_path``)
 and float32 samples at 16 kHz, one channel. Decoding is soundfile's (wav, flac, ogg/vorbis, opus,
-mp3, ...; no ffmpeg); downmixing and polyphase resampling are ``audio.load_audio``'s. An unusable
+mp3, ...; no ffmpeg); downmixing and polyphase resampling are ``audio.to_16k_mono``'s. An unusable
 input raises InputError: a ValueError whose message is one line, ``<input>: <cause>``.
 
 For a command line, ``expand_inputs`` turns a list of inputs into work items (a directory becomes its
@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Tuple, Union
 import numpy as np
 import soundfile
 
-from .audio import AudioError, load_audio
+from .audio import AudioError, to_16k_mono
 from .errors import one_line
 from .mel import SAMPLE_RATE
 
@@ -101,10 +101,7 @@ def finish(samples: np.ndarray, rate: int, name: str, compat: Optional[str]) -> 
     """Decoded frames [N] or [N, C] at ``rate`` -> 16 kHz mono float32 [M], refusing empty or non-finite audio."""
     if samples.shape[0] == 0 or samples.size == 0:
         raise fail(name, "no audio samples (zero length)")
-    try:
-        audio = load_audio(samples, sample_rate=rate, compat=compat)  # [M]
-    except AudioError as err:
-        raise fail(name, str(err)) from None
+    audio = to_16k_mono(samples, rate, compat)  # [M]
     bad = np.count_nonzero(~np.isfinite(audio))
     if bad:
         raise fail(name, f"{bad} of {audio.size} samples are NaN or infinite")

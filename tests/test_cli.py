@@ -1,9 +1,20 @@
 """The command line, driven as a user would: a subprocess of ``python -m numwhisper``."""
 
+import contextlib
+import functools
+import http.server
 import json
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile
+
+from numwhisper import golden
 from numwhisper.pipeline import create_pipeline, load_config, transcribe_item
 
 CLIP = "golden/audio/en_ls_1272-128104-0000.wav"
@@ -154,3 +165,155 @@ def test_library_transcribe_scales_integer_pcm(repo):
     from_file = model.transcribe(str(repo / CLIP), beam_size=None)
     assert from_pcm["result"] == from_file["result"] and from_pcm["input_path"] is None
     assert np.issubdtype(pcm.dtype, np.integer)
+
+
+# ------------------------------------------------------------------ every input kind, through the CLI
+
+JFK = "golden/audio/en_jfk.wav"
+JFK_WORDS = "and so my fellow americans ask not what your country can do for you"
+
+
+def words(text: str) -> str:
+    """Lower-case words only, so lossy variants compare by what was said."""
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serving(directory):
+    """A local HTTP server on a free port serving ``directory``; yields its base URL."""
+    handler = functools.partial(_Files, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def audio_variants(repo, directory):
+    """The JFK clip as mp3, ogg/vorbis, opus, flac, 48 kHz stereo float wav and 8 kHz int16 wav."""
+    samples, rate = soundfile.read(repo / JFK, dtype="float32")  # [N], 16 kHz
+    x48 = scipy.signal.resample_poly(samples, 3, 1).astype(np.float32)  # [3N]
+    x8 = scipy.signal.resample_poly(samples, 1, 2).astype(np.float32)  # [N/2]
+    specs = {"v.mp3": (samples, rate, "MP3", "MPEG_LAYER_III"), "v.ogg": (samples, rate, "OGG", "VORBIS"),
+             "v.opus": (samples, rate, "OGG", "OPUS"), "v.flac": (samples, rate, "FLAC", "PCM_16"),
+             "v48k_stereo.wav": (np.stack([x48, 0.5 * x48], axis=1), 48000, "WAV", "FLOAT"),
+             "v8k.wav": (x8, 8000, "WAV", "PCM_16")}
+    directory.mkdir()
+    for name, (data, sample_rate, fmt, subtype) in specs.items():
+        soundfile.write(directory / name, data, sample_rate, format=fmt, subtype=subtype)
+    return sorted(specs)
+
+
+def test_every_format_rate_and_a_url_through_the_cli(repo, tmp_path, model_files):
+    names = audio_variants(repo, tmp_path / "variants")
+    with serving(repo / "golden/audio") as url:
+        done = numwhisper(repo, "--model_dir", model_files["tiny.en"], "--beam_size", "None", "--device", "cpu",
+                          "--threads", "1", "--input", tmp_path / "variants", "--input", f"{url}/en_jfk.wav",
+                          "--save_path", tmp_path / "out", "-f", "txt")
+    assert done.returncode == 0, done.stderr
+    printed = [doc["res"] for doc in printed_results(done.stdout)]
+    assert [Path(r["input_path"]).name for r in printed] == [*names, "en_jfk.wav"]
+    for result in printed:
+        assert words(result["result"]["text"]).startswith(JFK_WORDS), result
+    written = {p.name: p.read_text() for p in (tmp_path / "out").iterdir()}
+    # the first "v.*" keeps the stem, later ones keep their whole name so nothing is overwritten
+    assert sorted(written) == sorted(["v.txt", *(n + ".txt" for n in names[1:4]), "v48k_stereo.txt", "v8k.txt",
+                                      "en_jfk.txt"])
+    reference = numwhisper_api_result(repo / JFK)
+    by_name = {Path(r["input_path"]).name: r["result"] for r in printed}
+    # the URL gives the file's bytes: the same result (scores to the result tolerance: --threads 1 here
+    # and all cores in-process sum in another order)
+    assert not golden.result_differences(by_name["en_jfk.wav"], reference)
+    assert by_name["v.flac"]["text"] == reference["text"]  # lossless 16-bit: the same words
+    assert written["en_jfk.txt"] == "\n".join(s["text"].strip() for s in reference["segments"]) + "\n"
+
+
+def numwhisper_api_result(path) -> dict:
+    """tiny.en greedy through the Python API, the reference for the CLI runs."""
+    import numwhisper
+
+    return numwhisper.load_model("tiny.en").transcribe(str(path), beam_size=None)["result"]
+
+
+# ------------------------------------------------------------------ bad inputs, through the CLI
+
+def test_each_bad_input_gets_its_line_and_the_batch_goes_on(repo, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.wav").write_bytes(b"")
+    (bad / "notes.wav").write_text("this is not audio\n" * 20)
+    soundfile.write(bad / "silence0.wav", np.zeros(0, dtype=np.float32), 16000)
+    soundfile.write(bad / "nan.wav", np.full(1600, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    config = tmp_path / "pipeline.yaml"
+    assert numwhisper(repo, "--get_pipeline_config", "multilingual_speech_recognition",
+                      "--save_path", tmp_path).returncode == 0
+    (tmp_path / "multilingual_speech_recognition.yaml").rename(config)
+    config.write_text(config.read_text().replace("whisper_base", "whisper_tiny.en"))
+    with serving(repo / "golden/audio") as url:
+        expected = {
+            str(tmp_path / "missing.wav"): "no such file or directory",
+            str(bad / "empty.wav"): "empty file (0 bytes)",
+            str(bad / "notes.wav"): "not a readable audio file",
+            str(bad / "silence0.wav"): "no audio samples",
+            str(bad / "nan.wav"): "1600 of 1600 samples are NaN or infinite",
+            f"{url}/missing.wav": "HTTP 404",
+            "http://127.0.0.1:9/x.wav": "cannot fetch",
+            "ftp://example.com/x.wav": "unsupported URL scheme 'ftp'",
+        }
+        done = numwhisper(repo, "--pipeline", config, "--beam_size", "None", "--output_dir", tmp_path / "out",
+                          *list(expected)[:3], JFK, *list(expected)[3:])
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == len(expected), done.stderr
+    for line, (name, cause) in zip(lines, expected.items()):
+        assert line.startswith(f"error: {name}: ") and cause in line, line
+    [printed] = printed_results(done.stdout)
+    # the pipeline file chose tiny.en
+    assert not golden.result_differences(printed["res"]["result"], numwhisper_api_result(repo / JFK))
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["en_jfk.json"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--language", "xx"], "error: unsupported language: 'xx'"),
+    (["--temperature", "-1"], "error: temperature must be >= 0, got -1.0"),
+    (["--best_of", "0"], "error: best_of must be >= 1 (or None), got 0"),
+    (["--threads", "0"], "argument --threads: expected a whole number >= 1, got '0'"),
+    (["--beam_size", "abc"], "argument --beam_size: invalid optional_int value: 'abc'"),
+    (["--output_format", "doc"], "argument --output_format/-f: invalid choice: 'doc'"),
+    (["--get_pipeline_config", "ocr"], "error: unknown pipeline 'ocr'"),
+    (["--model_dir", "/no/such/model.safetensors"], "/no/such/model.safetensors"),
+    ([], "error: no input given"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_bad_option_values_exit_2_with_one_clear_line(repo, args, message):
+    inputs = [] if not args or args[0] == "--get_pipeline_config" else [JFK]
+    done = numwhisper(repo, *args, *inputs)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
+def test_api_takes_bytes_base64_arrays_and_urls(repo):
+    import base64
+
+    import numwhisper
+
+    model = numwhisper.load_model("tiny.en")
+    data = (repo / JFK).read_bytes()
+    samples, rate = soundfile.read(repo / JFK, dtype="float32")  # [N]
+    stereo48 = np.stack([scipy.signal.resample_poly(samples, 3, 1)] * 2, axis=1)  # [3N, 2]
+    reference = model.transcribe(str(repo / JFK), beam_size=None)["result"]
+    with serving(repo / "golden/audio") as url:
+        same = {"bytes": data, "base64": base64.b64encode(data).decode(), "url": f"{url}/en_jfk.wav",
+                "float array": samples}
+        for kind, source in same.items():
+            out = model.transcribe(source, beam_size=None)
+            assert not golden.result_differences(out["result"], reference), kind
+    out = model.transcribe(stereo48, sample_rate=48000, beam_size=None)
+    assert words(out["result"]["text"]).startswith(JFK_WORDS) and out["input_path"] is None
