@@ -1,0 +1,170 @@
+"""The HTTP service's request and response bodies, and how a transcription result becomes one.
+
+Two dialects:
+
+- PaddleX serving (``POST /multilingual-speech-recognition``): request ``{"audio": str}``; success
+  ``{"logId", "result": {"text", "segments", "language"}, "errorCode": 0, "errorMsg": "Success"}``,
+  segment keys in camelCase (``avg_logprob`` -> ``avgLogProb``, ``compression_ratio`` ->
+  ``compressionRatio``, ``no_speech_prob`` -> ``noSpeechProb``) and values cast as PaddleX's schema
+  declares them (so ``temperature`` 0 is sent as 0.0); failure ``{"logId", "errorCode": <HTTP
+  status>, "errorMsg": <cause>}``.
+- OpenAI's audio API (``POST /v1/audio/transcriptions``): ``json`` -> ``{"text"}``; ``verbose_json`` ->
+  ``{"task", "language" (English name), "duration", "text", "segments"}`` with the result's snake_case
+  segments; ``text``, ``srt`` and ``vtt`` as plain text; failure ``{"error": {"message", "type",
+  "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import List, Mapping, Optional, Tuple
+
+from pydantic import BaseModel
+
+from .languages import LANGUAGES
+from .result import plain
+from .tokenizer import language_code
+from .writers import to_srt, to_vtt
+
+SUCCESS_MESSAGE = "Success"
+HEALTHY_MESSAGE = "Healthy"
+# result segment key -> PaddleX serving key (the other keys keep their names)
+CAMEL_CASE_KEYS = {"avg_logprob": "avgLogProb", "compression_ratio": "compressionRatio",
+                   "no_speech_prob": "noSpeechProb"}
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+TEXT_MEDIA = "text/plain; charset=utf-8"
+
+
+def new_log_id() -> str:
+    """A fresh request id (a random UUID, as PaddleX's serving uses)."""
+    return str(uuid.uuid4())
+
+
+# ------------------------------------------------------------------------------- PaddleX serving
+
+class InferRequest(BaseModel):
+    """The request body: ``audio`` is an http(s) URL, base64 audio, or an allowed server-side path."""
+
+    audio: str
+
+
+class SegmentBase(BaseModel):
+    """The fields a segment has under the same name in both dialects (PaddleX's serving types)."""
+
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: List[int]
+    temperature: float
+
+
+class Segment(SegmentBase):
+    """One segment, as PaddleX's serving schema types it."""
+
+    avgLogProb: float
+    compressionRatio: float
+    noSpeechProb: float
+
+
+class InferResult(BaseModel):
+    """The transcript: whole text, segments and language code."""
+
+    text: str
+    segments: List[Segment]
+    language: str
+
+
+class InferResponse(BaseModel):
+    """A successful answer (field order as PaddleX's serving sends it)."""
+
+    logId: str
+    result: InferResult
+    errorCode: int = 0
+    errorMsg: str = SUCCESS_MESSAGE
+
+
+class ErrorResponse(BaseModel):
+    """A failed request (``errorCode`` is the HTTP status) or the health answer (``errorCode`` 0)."""
+
+    logId: str
+    errorCode: int
+    errorMsg: str
+
+
+def camel_segment(segment: Mapping) -> dict:
+    """A result segment with PaddleX serving's camelCase keys."""
+    return {CAMEL_CASE_KEYS.get(key, key): value for key, value in plain(segment).items()}
+
+
+def infer_result(result: Mapping) -> InferResult:
+    """PaddleX's result dict ({"input_path", "result": {...}} or the inner dict) -> the serving result."""
+    transcript = result["result"] if "result" in result else result
+    return InferResult(text=transcript["text"], language=transcript["language"],
+                       segments=[Segment(**camel_segment(segment)) for segment in transcript["segments"]])
+
+
+def error_response(status: int, message: str, log_id: Optional[str] = None) -> dict:
+    """The PaddleX-shaped failure body."""
+    return ErrorResponse(logId=log_id or new_log_id(), errorCode=status, errorMsg=message).model_dump()
+
+
+# ------------------------------------------------------------------------------------ OpenAI API
+
+class Transcription(BaseModel):
+    """OpenAI's ``json`` response."""
+
+    text: str
+
+
+class VerboseSegment(SegmentBase):
+    """A segment of OpenAI's ``verbose_json`` response (the result's own keys)."""
+
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
+class VerboseTranscription(BaseModel):
+    """OpenAI's ``verbose_json`` response."""
+
+    task: str
+    language: str
+    duration: float
+    text: str
+    segments: List[VerboseSegment]
+
+
+def language_name(code: str) -> str:
+    """A result's language code (PaddleX's "iw" included) -> OpenAI's lower-case English name."""
+    try:
+        return LANGUAGES[language_code(code)]
+    except ValueError:
+        return code
+
+
+def openai_body(result: Mapping, response_format: str, task: str, duration: float) -> Tuple[str, str]:
+    """A result rendered as OpenAI's ``response_format`` -> (body text, media type)."""
+    transcript = result["result"] if "result" in result else result
+    text = transcript["text"].strip()
+    if response_format == "json":
+        return Transcription(text=text).model_dump_json(), "application/json"
+    if response_format == "verbose_json":
+        verbose = VerboseTranscription(task=task, language=language_name(transcript["language"]),
+                                       duration=duration, text=text,
+                                       segments=[VerboseSegment(**plain(s)) for s in transcript["segments"]])
+        return verbose.model_dump_json(), "application/json"
+    if response_format == "text":
+        return text + "\n", TEXT_MEDIA
+    if response_format == "srt":
+        return to_srt(transcript), TEXT_MEDIA
+    if response_format == "vtt":
+        return to_vtt(transcript), "text/vtt; charset=utf-8"
+    raise ValueError(f"unknown response_format {response_format!r}; choose from {', '.join(RESPONSE_FORMATS)}")
+
+
+def openai_error(status: int, message: str, param: Optional[str] = None) -> dict:
+    """OpenAI's failure body."""
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
