@@ -66,6 +66,20 @@ class ServerProcess:
         self._log.close()
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler for test web servers: logs nothing, and can answer with a redirect."""
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def redirect(self, location: str):
+        """Answer 302 to ``location``."""
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
 class AudioSite:
     """A local http.server for URL inputs.
 
@@ -90,16 +104,7 @@ class AudioSite:
     def _handler(self):
         site = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def redirect(self, location: str):
-                self.send_response(302)
-                self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 path = self.path
                 if path.startswith("/files/") and path[7:] in site.files:

@@ -14,6 +14,7 @@ import scipy.signal
 import soundfile
 
 from numwhisper import inputs
+from server_support import QuietHandler
 from numwhisper.inputs import FetchOptions, InputError
 
 JFK = Path(__file__).resolve().parent.parent / "golden" / "audio" / "en_jfk.wav"
@@ -163,13 +164,10 @@ def test_base64_forms_all_decode(variants):
 
 # ---------------------------------------------------------------------------------------------- URLs
 
-class AudioServer(http.server.BaseHTTPRequestHandler):
+class AudioServer(QuietHandler):
     """Test routes: a good file, a 404, a 500, a slow reply, redirects, oversize bodies, HTML."""
 
     wav = b""
-
-    def log_message(self, *args):
-        pass
 
     def reply(self, status, body=b"", content_type="audio/wav", length=True):
         self.send_response(status)
@@ -178,12 +176,6 @@ class AudioServer(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def redirect(self, location):
-        self.send_response(302)
-        self.send_header("Location", location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
     def do_GET(self):
         path = self.path
