@@ -12,7 +12,6 @@ from fractions import Fraction
 from typing import Optional
 
 import numpy as np
-import scipy.signal
 
 from .mel import SAMPLE_RATE
 
@@ -36,6 +35,8 @@ def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.nd
     """Polyphase resampling of mono samples [N] from ``rate`` to ``target`` Hz -> float32 [N * target / rate]."""
     if rate == target:
         return samples
+    import scipy.signal  # about 1 s to import; only audio that is not at 16 kHz needs it
+
     ratio = Fraction(target, rate)
     out = scipy.signal.resample_poly(samples, ratio.numerator, ratio.denominator)  # [M]
     return out.astype(np.float32)
