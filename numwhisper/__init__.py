@@ -9,11 +9,12 @@ and ``paddle_dir`` (the foreign formats).
 __version__ = "0.1.0"
 
 
-def load_model(name_or_path: str = "base", cache=None):
-    """Load a model by name ("base", "tiny.en") or path; it has ``transcribe`` and ``detect_language``."""
+def load_model(name_or_path: str = "base", cache=None, device=None):
+    """Load a model by name ("base", "tiny.en") or path onto ``device`` ("cpu", "paddle:cpu", "gpu:0", ...;
+    None: gpu:0 when Paddle sees a GPU, else cpu); it has ``transcribe`` and ``detect_language``."""
     from .transcribe import load_model as _load
 
-    return _load(name_or_path, cache)
+    return _load(name_or_path, cache, device)
 
 
 def create_pipeline(pipeline: str = "multilingual_speech_recognition", device=None, **options):

@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", default=None, help=f"{PIPELINE_NAME} or a pipeline config .yaml")
     p.add_argument("--get_pipeline_config", default=None, metavar=PIPELINE_NAME,
                    help="write the pipeline config to --save_path and exit")
-    p.add_argument("--device", default=None, help="cpu (default)")
+    p.add_argument("--device", default=None,
+                   help="cpu (NumPy), paddle:cpu (Paddle on the CPU), gpu:N, npu:N, xpu:N, mlu:N, dcu:N (Paddle); "
+                        "default: gpu:0 when Paddle sees a GPU, else cpu")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--output_dir", "--save_path", dest="output_dir", default=None,
                    help="where to write the output files (default: print only)")
@@ -149,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         from .kernels import set_num_threads
         set_num_threads(args.threads)
-    model = load_model(chosen_model(args))
+    model = load_model(chosen_model(args), device=args.device)
     failures, used_stems = 0, set()
     items = expand_inputs(inputs)
     show_progress = args.verbose and sys.stderr.isatty()

@@ -4,7 +4,8 @@ The pieces follow PaddleX's Whisper decoder: a frozen ``DecodingOptions`` (Paddl
 defaults), small logit filters applied in order (blank suppression at the start, the suppressed-token
 set, the timestamp rules), a token decoder (greedy/sampling or beam search), a ranker that picks the
 best finished candidate, and ``DecodingTask``, which wires them around the model's decoder with an
-explicit key/value cache. All beams (or best-of samples) of a window go through one decoder call per
+explicit key/value cache. The model is a ``backend.Backend`` (NumPy or Paddle): this module's
+arithmetic is NumPy on every backend, so a device never changes the algorithm. All beams (or best-of samples) of a window go through one decoder call per
 step.
 
 Log-probabilities are computed as paddle's CPU ``log_softmax`` computes them: every logit is first
@@ -27,7 +28,7 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import model as whisper_model
+from .backend import Backend, as_backend
 from .languages import PADDLEX_CODE_ALIASES
 from .tokenizer import TASKS, Tokenizer, language_code
 
@@ -420,14 +421,26 @@ def output_language_code(code: str) -> str:
     return OPENAI_TO_PADDLEX_CODE.get(code, code)
 
 
-def detect_language(weights, tokenizer: Tokenizer, audio_features: np.ndarray, cross=None) -> Tuple[str, dict]:
+def detect_language(backend: Backend, tokenizer: Tokenizer, audio_features: np.ndarray,
+                    cross=None) -> Tuple[str, dict]:
     """Most likely language of a window's audio features -> (code as PaddleX spells it, {code: prob})."""
     if not tokenizer.is_multilingual:
         raise ValueError("this model is English-only: it has no language tokens to detect with")
     ids = tokenizer.all_language_tokens
-    probs = whisper_model.language_probs(weights, audio_features, tokenizer.sot, ids, cross=cross)  # [n_lang]
+    probs = as_backend(backend).language_probs(audio_features, tokenizer.sot, ids, cross=cross)  # [n_lang]
     codes = [output_language_code(c) for c in tokenizer.all_language_codes]
     return codes[int(np.argmax(probs))], dict(zip(codes, (float(p) for p in probs)))
+
+
+def check_english_only(tokenizer: Tokenizer, language: str, task: str) -> None:
+    """ValueError when an English-only model is asked for another language or for translation."""
+    if tokenizer.is_multilingual:
+        return
+    if language != "en":
+        raise ValueError(f"this model is English-only: it cannot transcribe language {language!r} "
+                         "(use a multilingual model such as base)")
+    if task != "transcribe":
+        raise ValueError(f"this model is English-only: it cannot {task} (use a multilingual model such as base)")
 
 
 @dataclass(frozen=True)
@@ -448,10 +461,11 @@ class DecodingTask:
     ranker: MaximumLikelihoodRanker
 
     @classmethod
-    def build(cls, weights, tokenizer: Tokenizer, options: DecodingOptions, language: str,
+    def build(cls, backend: Backend, tokenizer: Tokenizer, options: DecodingOptions, language: str,
               prompt: Sequence[int] = ()) -> "DecodingTask":
         """Wire a task for ``language`` (a code) with ``prompt`` (previous-text tokens) as context."""
-        n_ctx = weights.dims.n_text_ctx
+        check_english_only(tokenizer, language, options.task)
+        n_ctx = as_backend(backend).dims.n_text_ctx
         sample_len = options.sample_len or n_ctx // 2
         sot_sequence = tokenizer.sot_sequence(language, options.task, without_timestamps=options.without_timestamps)
         initial = list(sot_sequence)
@@ -481,42 +495,47 @@ class DecodingTask:
                    n_ctx=n_ctx, n_group=n_group, logit_filters=tuple(filters), decoder=decoder,
                    ranker=MaximumLikelihoodRanker(options.length_penalty))
 
-    def main_loop(self, weights, cross, rng: Optional[np.random.Generator]):
+    def main_loop(self, backend: Backend, cross, rng: Optional[np.random.Generator]):
         """Sample up to sample_len tokens for n_group rows.
 
         Returns (tokens [n, T], sum_logprobs [n], no-speech probability, beam state).
         """
+        backend = as_backend(backend)
         tokens = np.array([self.initial_tokens], dtype=np.int64)  # [1, T0]
-        cache = whisper_model.new_cache(weights, cross, batch=1)
-        logits, cache = whisper_model.decode(weights, tokens, cache)  # [1, T0, V] the prompt, once
+        cache = backend.new_cache(cross, batch=1)
+        logits, cache = backend.decode(tokens, cache)  # [1, T0, V] the prompt, once
         no_speech_prob = float(softmax(logits[:, self.sot_index])[0, self.tokenizer.no_speech])
         logits = np.repeat(logits[:, -1], self.n_group, axis=0)  # [n, V]
         tokens = np.repeat(tokens, self.n_group, axis=0)  # [n, T0]
-        cache = whisper_model.reorder(cache, [0] * self.n_group)
+        cache = backend.reorder(cache, [0] * self.n_group)
         sum_logprobs = np.zeros(self.n_group, dtype=np.float32)  # [n]
         state = BeamState()
         for step in range(self.sample_len):
             if step > 0:
-                logits, cache = whisper_model.decode(weights, tokens[:, -1:], cache)  # [n, 1, V]
+                logits, cache = backend.decode(tokens[:, -1:], cache)  # [n, 1, V]
                 logits = logits[:, -1]  # [n, V]
             logits = np.array(logits, dtype=np.float32)  # [n, V] a copy the filters may write
             for logit_filter in self.logit_filters:
                 logit_filter.apply(logits, tokens)
             if isinstance(self.decoder, BeamSearchDecoder):
                 tokens, sum_logprobs, sources, state, done = self.decoder.update(tokens, logits, sum_logprobs, state)
-                cache = whisper_model.reorder(cache, sources)
+                cache = backend.reorder(cache, sources)
             else:
                 tokens, sum_logprobs, done = self.decoder.update(tokens, logits, sum_logprobs, rng)
             if done or tokens.shape[1] > self.n_ctx:
                 break
         return tokens, sum_logprobs, no_speech_prob, state
 
-    def run(self, weights, audio_features: np.ndarray, rng: Optional[np.random.Generator] = None,
+    def run(self, backend: Backend, audio_features: np.ndarray, rng: Optional[np.random.Generator] = None,
             cross=None) -> DecodingResult:
-        """Decode one window's audio features [n_audio_ctx, d] into its best candidate."""
+        """Decode one window's audio features [n_audio_ctx, d] into its best candidate.
+
+        ``cross``: the backend's cross_kv of the features, when the caller already has it.
+        """
+        backend = as_backend(backend)
         if cross is None:
-            cross = whisper_model.cross_kv(weights, audio_features)
-        tokens, sum_logprobs, no_speech_prob, state = self.main_loop(weights, cross, rng)
+            cross = backend.cross_kv(audio_features)
+        tokens, sum_logprobs, no_speech_prob, state = self.main_loop(backend, cross, rng)
         if isinstance(self.decoder, BeamSearchDecoder):
             sequences, sums = self.decoder.finalize(tokens, sum_logprobs, state)
         else:
@@ -533,28 +552,30 @@ class DecodingTask:
             sum_logprob=sums[best])
 
 
-def decode(weights, tokenizer: Tokenizer, audio_features: np.ndarray, options: DecodingOptions = DecodingOptions(),
-           *, prompt: Sequence[int] = (), rng: Optional[np.random.Generator] = None, cross=None) -> DecodingResult:
-    """Decode one 30 s window from its audio features [n_audio_ctx, d] (``model.encode`` of the mel).
+def decode(backend: Backend, tokenizer: Tokenizer, audio_features: np.ndarray,
+           options: DecodingOptions = DecodingOptions(), *, prompt: Sequence[int] = (),
+           rng: Optional[np.random.Generator] = None, cross=None) -> DecodingResult:
+    """Decode one 30 s window from its audio features [n_audio_ctx, d] (``backend.encode`` of the mel).
 
     ``prompt``: tokens of previous text, placed after <|startofprev|>. With options.language None
     the language is detected on this window first. At temperature > 0 a seeded generator is made
     from options.seed unless ``rng`` is given.
     """
+    backend = as_backend(backend)
     if cross is None:
-        cross = whisper_model.cross_kv(weights, audio_features)
+        cross = backend.cross_kv(audio_features)
     language_probs = None
     if options.language is not None:
         language = language_code(options.language)
     elif tokenizer.is_multilingual:
-        detected, language_probs = detect_language(weights, tokenizer, audio_features, cross)
+        detected, language_probs = detect_language(backend, tokenizer, audio_features, cross)
         language = language_code(detected)
     else:
         language = "en"
     if rng is None and options.temperature > 0:
         rng = sampling_generator(options, ())
-    task = DecodingTask.build(weights, tokenizer, options, language, prompt)
-    result = task.run(weights, audio_features, rng, cross)
+    task = DecodingTask.build(backend, tokenizer, options, language, prompt)
+    result = task.run(backend, audio_features, rng, cross)
     if language_probs is not None:
         result = dataclasses.replace(result, language_probs=MappingProxyType(language_probs))
     return result

@@ -9,6 +9,8 @@ files; ``golden/generate.py`` writes them. In short, per (model, clip):
     results/<model>/<config>/windows/<clip>.json   one DecodingResult per decoded 30 s window
 
 ``compare`` turns a parity check into a readable report (max |diff|, where, values on each side).
+``python -m numwhisper.golden check --backend MODULE:FACTORY`` runs every case through a backend,
+stage by stage (``golden_check``).
 """
 
 from __future__ import annotations
@@ -239,3 +241,9 @@ def result_differences(ours: dict, theirs: dict, skip=(), score_atol: float = RE
                 problems.append(f"{where}.{field}: ours {mine[field]!r} vs PaddleX {ref[field]!r} "
                                 f"(atol {score_atol})")
     return problems
+
+
+if __name__ == "__main__":  # python -m numwhisper.golden check --backend MODULE:FACTORY (see golden_check)
+    from numwhisper.golden_check import main
+
+    raise SystemExit(main())

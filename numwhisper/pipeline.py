@@ -13,7 +13,6 @@ from typing import Iterator, Optional
 from .decoding import DecodingOptions
 from .hub import DEFAULT_MODEL
 from .inputs import WorkItem, expand_inputs
-from .mel import log_mel_spectrogram
 from .result import Result
 from .transcribe import Model, load_model, transcribe_mel
 
@@ -127,7 +126,7 @@ def transcribe_item(model: Model, item: WorkItem, options: DecodingOptions, prog
     loaded = item.load(compat=options.compat)
     if not loaded.ok:
         raise loaded.error
-    mel = log_mel_spectrogram(loaded.audio)  # [n_mels, T]
+    mel = model.backend.log_mel(loaded.audio)  # [n_mels, T]
     result = transcribe_mel(model, mel, options, progress=progress)
     return {"input_path": loaded.input_path, "result": result}
 
@@ -135,8 +134,9 @@ def transcribe_item(model: Model, item: WorkItem, options: DecodingOptions, prog
 class Pipeline:
     """A loaded model behind PaddleX's ``predict(input=...)`` interface."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, options: DecodingOptions = DecodingOptions()):
-        self.model = load_model(model)
+    def __init__(self, model: str = DEFAULT_MODEL, options: DecodingOptions = DecodingOptions(),
+                 device: Optional[str] = None):
+        self.model = load_model(model, device=device)
         self.options = options
 
     def predict(self, input, **options) -> Iterator[Result]:
@@ -147,7 +147,11 @@ class Pipeline:
 
 
 def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None, **options) -> Pipeline:
-    """PaddleX's entry point: a pipeline name or a path to a pipeline config YAML."""
+    """PaddleX's entry point: a pipeline name or a path to a pipeline config YAML.
+
+    device: PaddleX's spelling ("cpu", "gpu:0", ...; None: gpu:0 when Paddle sees a GPU, else cpu),
+    or "paddle:cpu" for the Paddle backend on the CPU (see ``devices``).
+    """
     from .devices import check_device
 
     check_device(device)
@@ -155,4 +159,4 @@ def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None,
         config = default_config()
     else:
         config = load_config(pipeline)
-    return Pipeline(model_from_config(config), DecodingOptions(**options))
+    return Pipeline(model_from_config(config), DecodingOptions(**options), device)

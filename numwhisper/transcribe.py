@@ -15,34 +15,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import model as whisper_model
+from .backend import Backend, load_backend
 from .inputs import load_input
 from .checkpoint import Checkpoint
 from .decoding import (DecodingOptions, DecodingResult, DecodingTask, detect_language, output_language_code,
                        sampling_generator, text_of)
 from .hub import load_checkpoint
-from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
+from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, pad_or_trim
+from .devices import resolve_device
 from .tokenizer import Tokenizer, language_code
 
 
 @dataclass(frozen=True)
 class Model:
-    """A loaded Whisper model: float32 weights and its tokenizers (plain, and PaddleX's lost-merge one)."""
+    """A loaded Whisper model: its backend (NumPy or Paddle, see ``devices``) and its tokenizers
+    (plain, and PaddleX's lost-merge one)."""
 
-    weights: whisper_model.Weights
+    backend: Backend
     tokenizer: Tokenizer
     paddlex_tokenizer: Tokenizer
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint) -> "Model":
-        """Upcast a checkpoint's weights and build its tokenizers."""
-        return cls(weights=whisper_model.weights_from_checkpoint(checkpoint),
-                   tokenizer=Tokenizer.from_metadata(checkpoint.metadata),
-                   paddlex_tokenizer=Tokenizer.from_metadata(checkpoint.metadata, paddlex_lost_merge=True))
+    def from_checkpoint(cls, checkpoint: Checkpoint, device: Optional[str] = None) -> "Model":
+        """Put a checkpoint's weights on the backend of ``device`` and build its tokenizers."""
+        return cls.with_backend(load_backend(checkpoint, device), checkpoint.metadata)
+
+    @classmethod
+    def with_backend(cls, backend: Backend, metadata: dict) -> "Model":
+        """A model over any backend, with the tokenizers of a model file's metadata."""
+        return cls(backend=backend, tokenizer=Tokenizer.from_metadata(metadata),
+                   paddlex_tokenizer=Tokenizer.from_metadata(metadata, paddlex_lost_merge=True))
+
+    @property
+    def weights(self):
+        """The NumPy backend's float32 ``model.Weights`` (AttributeError on other backends)."""
+        if not hasattr(self.backend, "weights"):
+            raise AttributeError(f"{type(self.backend).__name__} holds no NumPy weights")
+        return self.backend.weights
 
     def tokenizer_for(self, options: DecodingOptions) -> Tokenizer:
         """The tokenizer that encodes prompts as ``options`` asks (PaddleX loses the first BPE merge)."""
@@ -55,18 +68,23 @@ class Model:
     def detect_language(self, audio, sample_rate: Optional[int] = None) -> Tuple[str, dict]:
         """Language of the first 30 s of any input (path, URL, bytes, base64, array) -> (code, {code: probability})."""
         _, samples = load_input(audio, sample_rate=sample_rate)  # [N]
-        window = encode_window(self, log_mel_spectrogram(samples), 0)
-        return detect_language(self.weights, self.tokenizer, window.features, window.cross)
+        window = encode_window(self, self.backend.log_mel(samples), 0)
+        return detect_language(self.backend, self.tokenizer, window.features, window.cross)
 
     @property
     def input_stride(self) -> int:
         """Mel frames per audio position of the encoder output (2)."""
-        return N_FRAMES // self.weights.dims.n_audio_ctx
+        return N_FRAMES // self.backend.dims.n_audio_ctx
 
 
-def load_model(name_or_path: str = "base", cache=None) -> Model:
-    """Load a model by name ("base", "tiny.en") or path (see ``hub.load_checkpoint``)."""
-    return Model.from_checkpoint(load_checkpoint(name_or_path, cache))
+def load_model(name_or_path: str = "base", cache=None, device: Optional[str] = None) -> Model:
+    """Load a model by name ("base", "tiny.en") or path (see ``hub.load_checkpoint``) onto ``device``.
+
+    device: "cpu" (NumPy/Numba), "paddle:cpu", "gpu:N", "npu:N", "xpu:N", "mlu:N", "dcu:N" (Paddle), or
+    None (gpu:0 when Paddle sees a GPU, else cpu); see ``devices``. It is checked before the weights are read.
+    """
+    resolve_device(device)
+    return Model.from_checkpoint(load_checkpoint(name_or_path, cache), device)
 
 
 @dataclass(frozen=True)
@@ -75,14 +93,14 @@ class Window:
 
     seek: int
     features: np.ndarray  # [n_audio_ctx, d]
-    cross: whisper_model.CrossKV
+    cross: Any  # the backend's cross-attention state of these features
 
 
 def encode_window(model: Model, mel: np.ndarray, seek: int) -> Window:
     """Encode the window of the whole-clip log-mel [n_mels, T] that starts at frame ``seek``."""
     segment = pad_or_trim(mel[:, seek:], N_FRAMES)  # [n_mels, 3000]
-    features = whisper_model.encode(model.weights, segment)  # [n_audio_ctx, d]
-    return Window(seek=seek, features=features, cross=whisper_model.cross_kv(model.weights, features))
+    features = model.backend.encode(segment)  # [n_audio_ctx, d]
+    return Window(seek=seek, features=features, cross=model.backend.cross_kv(features))
 
 
 def decode_with_fallback(model: Model, tokenizer: Tokenizer, window: Window, options: DecodingOptions,
@@ -92,8 +110,8 @@ def decode_with_fallback(model: Model, tokenizer: Tokenizer, window: Window, opt
     for attempt, temperature in enumerate(options.temperatures):
         attempt_options = options.at_temperature(temperature)
         rng = sampling_generator(attempt_options, (window.seek, attempt)) if temperature > 0 else None
-        task = DecodingTask.build(model.weights, tokenizer, attempt_options, language, prompt)
-        result = task.run(model.weights, window.features, rng, window.cross)
+        task = DecodingTask.build(model.backend, tokenizer, attempt_options, language, prompt)
+        result = task.run(model.backend, window.features, rng, window.cross)
         too_repetitive = (options.compression_ratio_threshold is not None
                           and result.compression_ratio > options.compression_ratio_threshold)
         too_unlikely = options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
@@ -181,7 +199,7 @@ def transcribe(model: Union[Model, str], audio, options: DecodingOptions = Decod
         model = load_model(model)
     input_path = str(audio) if isinstance(audio, (str, Path)) else None
     _, samples = load_input(audio, sample_rate=sample_rate, compat=options.compat)  # [N]
-    mel = log_mel_spectrogram(samples)  # [n_mels, T]
+    mel = model.backend.log_mel(samples)  # [n_mels, T]
     result = transcribe_mel(model, mel, options, encode=encode)
     return {"input_path": input_path, "result": result}
 
@@ -201,7 +219,7 @@ def transcribe_mel(model: Model, mel: np.ndarray, options: DecodingOptions,
         reported = options.language if options.paddlex else output_language_code(language)
     elif tokenizer.is_multilingual:
         window = encode(model, mel, 0)
-        reported, _ = detect_language(model.weights, tokenizer, window.features, window.cross)
+        reported, _ = detect_language(model.backend, tokenizer, window.features, window.cross)
         language = language_code(reported)
     else:
         language = reported = "en"

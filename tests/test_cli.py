@@ -1,12 +1,9 @@
 """The command line, driven as a user would: a subprocess of ``python -m numwhisper``."""
 
 import contextlib
-import functools
-import http.server
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ import soundfile
 
 from numwhisper import golden
 from numwhisper.pipeline import create_pipeline, load_config, transcribe_item
+from server_support import AudioSite
 
 CLIP = "golden/audio/en_ls_1272-128104-0000.wav"
 
@@ -79,7 +77,6 @@ def test_bad_option_and_unknown_model_fail_cleanly(repo):
 def test_create_pipeline_gives_the_golden_zh_result(repo):
     """The facade with PaddleX's defaults reproduces PaddleX's golden result for the Mandarin clip."""
     import numwhisper
-    from numwhisper import golden
 
     [result] = list(numwhisper.create_pipeline().predict(input=str(repo / "golden/audio/zh_paddlespeech_zh.wav")))
     expected = golden.load_result("base", "zh_paddlespeech_zh", "beam5")["result"]
@@ -178,23 +175,14 @@ def words(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
-class _Files(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @contextlib.contextmanager
 def serving(directory):
-    """A local HTTP server on a free port serving ``directory``; yields its base URL."""
-    handler = functools.partial(_Files, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    """A local web server (tests/server_support.AudioSite) with the files of ``directory``; yields URLs' base."""
+    site = AudioSite({path.name: path.read_bytes() for path in Path(directory).iterdir()})
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{site.url}/files"
     finally:
-        server.shutdown()
-        server.server_close()
+        site.close()
 
 
 def audio_variants(repo, directory):
@@ -317,3 +305,18 @@ def test_api_takes_bytes_base64_arrays_and_urls(repo):
             assert not golden.result_differences(out["result"], reference), kind
     out = model.transcribe(stereo48, sample_rate=48000, beam_size=None)
     assert words(out["result"]["text"]).startswith(JFK_WORDS) and out["input_path"] is None
+
+
+def test_device_paddle_cpu_runs_the_paddle_backend_with_the_same_transcript(repo):
+    def run(device):  # -X importtime lists every module imported, on stderr
+        return subprocess.run([sys.executable, "-X", "importtime", "-m", "numwhisper", "--model", "tiny.en",
+                               "--beam_size", "None", "--device", device, CLIP], capture_output=True, text=True, cwd=repo)
+
+    def imports_paddle(done) -> bool:
+        return any(line.rstrip().endswith("| paddle") for line in done.stderr.splitlines())
+
+    numpy_run, paddle_run = run("cpu"), run("paddle:cpu")
+    assert numpy_run.returncode == paddle_run.returncode == 0, paddle_run.stderr[-2000:]
+    assert imports_paddle(paddle_run) and not imports_paddle(numpy_run)
+    [ours], [theirs] = printed_results(numpy_run.stdout), printed_results(paddle_run.stdout)
+    assert not golden.result_differences(theirs["res"]["result"], ours["res"]["result"])

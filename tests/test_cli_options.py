@@ -153,3 +153,11 @@ def test_length_penalty_changes_the_ranking_of_candidates(tiny):
     by_alpha = {alpha: result_of(tiny, clip, length_penalty=alpha) for alpha in (0.0, 1.0)}
     assert by_alpha[0.0]["segments"] != by_length["segments"]
     assert by_alpha[1.0]["segments"] != by_length["segments"]
+
+
+@pytest.mark.parametrize("options, cause", [({"language": "de"}, "cannot transcribe language 'de'"),
+                                            ({"task": "translate"}, "cannot translate")])
+def test_english_only_models_refuse_other_languages_and_translation(tiny, options, cause):
+    with pytest.raises(ValueError, match=f"English-only: it {cause}"):
+        tiny.transcribe(JFK, beam_size=None, **options)
+    assert result_of(tiny, JFK, beam_size=None, language="English")["language"] == "en"

@@ -229,7 +229,7 @@ def test_forced_language_sets_the_prompt_and_the_result(base):
     result = transcribe(base, f"{AUDIO}/de_picovoice_test_de.wav", dataclasses.replace(GREEDY, language="German"))
     assert result["result"]["language"] == "de"
     assert "raum wurde als" in words(result["result"]["text"])
-    task = DecodingTask.build(base.weights, base.tokenizer, DecodingOptions(language="de"), "de")
+    task = DecodingTask.build(base.backend, base.tokenizer, DecodingOptions(language="de"), "de")
     assert task.initial_tokens == (base.tokenizer.sot, base.tokenizer.language_token("de"), base.tokenizer.transcribe)
     compat = transcribe(base, f"{AUDIO}/de_picovoice_test_de.wav",
                         dataclasses.replace(GREEDY, language="German", compat="paddlex"))
@@ -257,13 +257,13 @@ def test_initial_prompt_is_the_decoding_context(base):
     assert "quilter is the apostle of the middle classes" in words(prompted["text"])
     tok = base.tokenizer
     prompt = tok.encode(" " + prompt_text)
-    task = DecodingTask.build(base.weights, tok, GREEDY, "en", prompt)
+    task = DecodingTask.build(base.backend, tok, GREEDY, "en", prompt)
     assert task.initial_tokens == (tok.sot_prev, *prompt, *tok.sot_sequence("en"))
     window = encode_window(base, log_mel_spectrogram(load_audio(clip)), 0)
-    with_prompt = task.run(base.weights, window.features, None, window.cross)
+    with_prompt = task.run(base.backend, window.features, None, window.cross)
     assert list(with_prompt.tokens) == prompted["segments"][0]["tokens"]  # transcribe fed exactly this prompt
     assert with_prompt.avg_logprob == prompted["segments"][0]["avg_logprob"]
-    without = DecodingTask.build(base.weights, tok, GREEDY, "en").run(base.weights, window.features, None, window.cross)
+    without = DecodingTask.build(base.backend, tok, GREEDY, "en").run(base.backend, window.features, None, window.cross)
     assert without.avg_logprob != with_prompt.avg_logprob  # the context changed the model's view
     # compat encodes the prompt with PaddleX's BPE, which lacks the first merge ("Ġ t")
     assert tok.encode(" the") == [264] and base.paddlex_tokenizer.encode(" the") == [220, 3322]
@@ -281,8 +281,8 @@ def test_previous_text_is_the_next_windows_prompt_unless_disabled(base):
         pairs = [i for i in range(len(tokens) - 1) if min(tokens[i], tokens[i + 1]) >= tok.timestamp_begin]
         context = tokens[:pairs[-1] + 2] if condition else []
         window = encode_window(base, mel, second["seek"])
-        expected = DecodingTask.build(base.weights, tok, options, "en", context).run(
-            base.weights, window.features, None, window.cross)
+        expected = DecodingTask.build(base.backend, tok, options, "en", context).run(
+            base.backend, window.features, None, window.cross)
         assert list(expected.tokens) == second["tokens"] and expected.avg_logprob == second["avg_logprob"]
 
 
@@ -338,7 +338,7 @@ def test_seeded_sampling_is_reproducible(base):
     opts = DecodingOptions(temperature=0.8, best_of=3, language="en", seed=11)
 
     def sample(options):
-        return decoding.decode(base.weights, base.tokenizer, window.features, options, cross=window.cross)
+        return decoding.decode(base.backend, base.tokenizer, window.features, options, cross=window.cross)
 
     first, second = sample(opts), sample(opts)
     assert first.tokens == second.tokens and first.avg_logprob == second.avg_logprob
@@ -358,4 +358,4 @@ def test_english_only_model_never_detects_language(tiny_en):
     assert tiny_en.tokenizer.sot_sequence("de", "translate") == (tiny_en.tokenizer.sot,)
     window = encode_window(tiny_en, log_mel_spectrogram(load_audio(JFK)), 0)
     with pytest.raises(ValueError, match="English-only"):
-        decoding.detect_language(tiny_en.weights, tiny_en.tokenizer, window.features)
+        decoding.detect_language(tiny_en.backend, tiny_en.tokenizer, window.features)

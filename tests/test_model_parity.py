@@ -1,8 +1,10 @@
-"""The transformer vs PaddleX's Whisper: encoder output, decoder logits and language probabilities on
-every golden case (base on every clip, tiny.en on the English ones), plus the decoder cache mechanics.
+"""The transformer vs PaddleX's Whisper on every backend ("numpy": NumPy/Numba; "paddle-cpu": the Paddle
+backend on the CPU): log-mel, encoder output, decoder logits and language probabilities on every
+golden case (base on every clip, tiny.en on the English ones), plus the decoder cache mechanics.
 
-Each case runs our own chain from the golden mel: encode window 0, then the decoder on PaddleX's
-prefix with its kv cache, one appended token per step, as the generator did.
+Each case runs the backend's own chain from the golden mel: encode window 0, then the decoder on
+PaddleX's prefix with its cache, one appended token per step, as the generator did. The checks are
+``numwhisper.golden_check``'s, the ones ``python -m numwhisper.golden check`` prints.
 """
 
 from pathlib import Path
@@ -10,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numwhisper import golden, model
+from numwhisper import golden, golden_check
 from numwhisper.checkpoint import load
-from numwhisper.mel import N_FRAMES, pad_or_trim
 from numwhisper.tokenizer import Tokenizer
-from numwhisper.tolerances import (DECODER_CACHE_ATOL, ENCODER_ATOL, ENCODER_REL_FROBENIUS, LANGUAGE_PROBS_ATOL,
-                                   LOGITS_ATOL, LOGITS_TOPK_ORDER)
+from numwhisper.tolerances import DECODER_CACHE_ATOL, LANGUAGE_PROBS_ATOL
 
+from conftest import BACKEND_DEVICES
+
+BACKENDS = tuple(BACKEND_DEVICES)
 CASES = golden.cases()
 CASE_IDS = [f"{c.model}/{c.clip}" for c in CASES]
 MULTILINGUAL_CASES = [c for c in CASES if c.model == "base"]
@@ -30,50 +33,36 @@ def _clip_languages() -> dict:
 
 
 @pytest.fixture(scope="session")
-def models(model_files) -> dict:
-    """{name: (Weights, Tokenizer)} for both packaged models."""
-    out = {}
-    for name, path in model_files.items():
-        checkpoint = load(path)
-        out[name] = (model.weights_from_checkpoint(checkpoint), Tokenizer.from_metadata(checkpoint.metadata))
-    return out
+def tokenizers(model_files) -> dict:
+    """{name: Tokenizer} for both packaged models."""
+    return {name: Tokenizer.from_metadata(load(path).metadata) for name, path in model_files.items()}
 
 
-def _run_case(weights: model.Weights, tokenizer: Tokenizer, case: golden.CaseTensors) -> dict:
-    """Our encoder output, per-step logits [n_steps, V] and language probabilities for one case."""
-    mel = pad_or_trim(case.mel, N_FRAMES)  # [80, 3000]
-    audio_features = model.encode(weights, mel)  # [1500, d]
-    cross = model.cross_kv(weights, audio_features)
-    logits, cache = model.decode(weights, np.array([case.prefix]), model.new_cache(weights, cross))  # [1, P, V]
-    steps = [logits[0, -1]]
-    for token in case.appended:
-        logits, cache = model.decode(weights, np.array([[token]]), cache)  # [1, 1, V]
-        steps.append(logits[0, -1])
+def _run_case(backend, tokenizer: Tokenizer, tensors: golden.CaseTensors, memo: dict) -> dict:
+    """A backend's encoder output, per-step logits [n_steps, V] and language probabilities for one case."""
+    features = golden_check.memo_encode(memo, backend, golden_check.encoder_input(tensors))  # [1500, d]
+    cross = backend.cross_kv(features)
     probs = None
-    if case.language_codes is not None:
-        ids = [tokenizer.language_token(code) for code in case.language_codes]
-        probs = model.language_probs(weights, audio_features, tokenizer.sot, ids, cross=cross)  # [99]
-    return {"encoder": audio_features, "logits": np.stack(steps), "language_probs": probs}
+    if tensors.language_codes is not None:
+        probs = golden_check.language_probs(backend, tokenizer, tensors, features, cross)  # [99]
+    return {"encoder": features, "logits": golden_check.decoder_logits(backend, tensors, cross),
+            "language_probs": probs}
 
 
 @pytest.fixture(scope="session")
-def outputs(models):
-    """A function case -> (golden CaseTensors, our outputs), each case run once per session."""
+def outputs(backend_for, tokenizers, encoder_memo):
+    """A function (backend id, case) -> (golden CaseTensors, the backend's outputs), each run once per session."""
     memo = {}
 
-    def get(case: golden.Case):
-        key = (case.model, case.clip)
+    def get(backend_id: str, case: golden.Case):
+        key = (backend_id, case.model, case.clip)
         if key not in memo:
             tensors = golden.load_case(case.model, case.clip)
-            memo[key] = (tensors, _run_case(*models[case.model], tensors))
+            backend = backend_for(backend_id, case.model)
+            memo[key] = (tensors, _run_case(backend, tokenizers[case.model], tensors, encoder_memo))
         return memo[key]
 
     return get
-
-
-def _top_ids(values: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
-    """Ids of the k largest values, descending, ties by ascending id (the golden files' order)."""
-    return ids[np.lexsort((ids, -values))[:k]]
 
 
 def test_every_golden_clip_has_its_cases():
@@ -84,118 +73,122 @@ def test_every_golden_clip_has_its_cases():
     assert expected <= have, f"golden cases missing (run golden/generate.py): {sorted(expected - have)}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_encoder_output_matches_paddlex(case, outputs):
-    tensors, ours = outputs(case)
-    got = ours["encoder"][tensors.encoder_rows]  # [R, d]
-    expected = tensors.encoder_output  # [R, d]
-    report = golden.compare(f"{case.model}/{case.clip} encoder_output", got, expected, ENCODER_ATOL,
-                            index=tensors.encoder_rows)
-    assert report.ok, report.report
-    rel = float(np.linalg.norm((got - expected).astype(np.float64)) / np.linalg.norm(expected.astype(np.float64)))
-    assert rel <= ENCODER_REL_FROBENIUS, (f"{case.model}/{case.clip} encoder_output: relative Frobenius error "
-                                          f"{rel:.3g} > {ENCODER_REL_FROBENIUS}\n{report.report}")
+@pytest.mark.parametrize("case", MULTILINGUAL_CASES, ids=[c.clip for c in MULTILINGUAL_CASES])
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_log_mel_matches_paddlex(backend_id, case, backend_for):
+    tensors = golden.load_case(case.model, case.clip)
+    ours = backend_for(backend_id, case.model).log_mel(golden_check.clip_audio(case.clip))  # [80, T]
+    check = golden_check.check_mel(case.clip, ours, tensors)
+    assert check.ok, check.report
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_decoder_logits_match_paddlex(case, outputs):
-    tensors, ours = outputs(case)
-    assert ours["logits"].shape == (len(tensors.logits), ours["logits"].shape[1])
-    failures = []
-    for k, (step, row) in enumerate(zip(tensors.logits, ours["logits"])):
-        name = f"{case.model}/{case.clip} logits step {k}"
-        report = golden.compare(name, row[step.ids], step.values, LOGITS_ATOL, index=step.ids)
-        if not report.ok:
-            failures.append(report.report)
-        if int(np.argmax(row)) != tensors.argmax[k]:
-            failures.append(f"{name}: argmax ours {int(np.argmax(row))} theirs {tensors.argmax[k]}")
-        vocab = np.arange(row.shape[0])  # [V]
-        ours_top = _top_ids(row, vocab, LOGITS_TOPK_ORDER)
-        theirs_top = step.top_ids[:LOGITS_TOPK_ORDER]
-        if not np.array_equal(ours_top, theirs_top):
-            failures.append(f"{name}: top-{LOGITS_TOPK_ORDER} ours {ours_top.tolist()} (logits "
-                            f"{row[ours_top].tolist()}) theirs {theirs_top.tolist()}")
-    assert not failures, "\n".join(failures)
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_encoder_output_matches_paddlex(backend_id, case, outputs):
+    tensors, ours = outputs(backend_id, case)
+    check = golden_check.check_encoder(f"{case.model}/{case.clip}", ours["encoder"], tensors)
+    assert check.ok, check.report
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_decoder_logits_match_paddlex(backend_id, case, outputs):
+    tensors, ours = outputs(backend_id, case)
+    check = golden_check.check_logits(f"{case.model}/{case.clip}", ours["logits"], tensors)
+    assert check.ok, check.report
 
 
 @pytest.mark.parametrize("case", MULTILINGUAL_CASES, ids=[f"{c.model}/{c.clip}" for c in MULTILINGUAL_CASES])
-def test_language_probs_match_paddlex(case, outputs):
-    tensors, ours = outputs(case)
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_language_probs_match_paddlex(backend_id, case, outputs):
+    tensors, ours = outputs(backend_id, case)
     assert tensors.language_probs is not None, f"{case.model}/{case.clip}: golden language_probs missing"
-    report = golden.compare(f"{case.model}/{case.clip} language_probs", ours["language_probs"],
-                            tensors.language_probs, LANGUAGE_PROBS_ATOL)
-    assert report.ok, report.report
-    top = tensors.language_codes[int(np.argmax(ours["language_probs"]))]
-    assert top == tensors.detected_language, f"top language ours {top}, PaddleX {tensors.detected_language}"
+    check = golden_check.check_language(f"{case.model}/{case.clip}", ours["language_probs"], tensors)
+    assert check.ok, check.report
 
 
-# ---------------------------------------------------------------- cache mechanics (ours vs ours)
+# ---------------------------------------------------------------- cache mechanics (each backend vs itself)
 
 @pytest.fixture(scope="session")
-def jfk_features(models):
-    """tiny.en weights and the cross-attention K/V of en_jfk's first window."""
-    weights, _ = models["tiny.en"]
-    mel = pad_or_trim(golden.load_mel("en_jfk")[0], N_FRAMES)  # [80, 3000]
-    return weights, model.cross_kv(weights, model.encode(weights, mel))
+def jfk_cross(backend_for):
+    """A function backend id -> (tiny.en backend, its cross-attention state of en_jfk's first window)."""
+    memo = {}
+
+    def get(backend_id: str):
+        if backend_id not in memo:
+            backend = backend_for(backend_id, "tiny.en")
+            mel = golden_check.encoder_input(golden.load_case("tiny.en", "en_jfk"))  # [80, 3000]
+            memo[backend_id] = backend, backend.cross_kv(backend.encode(mel))
+        return memo[backend_id]
+
+    return get
 
 
 TOKENS = [50257, 50362, 843, 523, 616, 5891, 3399, 1265, 407, 644]  # tiny.en: sot, notimestamps, "And so my ..."
 
 
-def test_stepwise_decoding_equals_one_pass(jfk_features):
-    weights, cross = jfk_features
-    whole, cache = model.decode(weights, np.array([TOKENS]), model.new_cache(weights, cross))  # [1, T, V]
-    assert cache.length == len(TOKENS)
-    logits, cache = model.decode(weights, np.array([TOKENS[:3]]), model.new_cache(weights, cross))
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_stepwise_decoding_equals_one_pass(backend_id, jfk_cross):
+    backend, cross = jfk_cross(backend_id)
+    whole, _ = backend.decode(np.array([TOKENS]), backend.new_cache(cross))  # [1, T, V]
+    logits, cache = backend.decode(np.array([TOKENS[:3]]), backend.new_cache(cross))
     rows = [logits[0]]  # [3, V]
-    for token in TOKENS[3:]:
-        logits, cache = model.decode(weights, np.array([[token]]), cache)
+    logits, cache = backend.decode(np.array([TOKENS[3:6]]), cache)  # several new tokens after a filled cache
+    rows.append(logits[0])  # [3, V]
+    for token in TOKENS[6:]:
+        logits, cache = backend.decode(np.array([[token]]), cache)
         rows.append(logits[0])
     stepwise = np.concatenate(rows)  # [T, V]
     assert np.abs(stepwise - whole[0]).max() <= DECODER_CACHE_ATOL
 
 
-def test_beams_are_independent_and_reorder_follows_indices(jfk_features):
-    weights, cross = jfk_features
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_beams_are_independent_and_reorder_follows_indices(backend_id, jfk_cross):
+    backend, cross = jfk_cross(backend_id)
     a, b = TOKENS, TOKENS[:4] + [1002, 318, 257, 1332, 13, 50256]  # two different continuations
     single = {}
     for name, seq in (("a", a), ("b", b)):
-        single[name], _ = model.decode(weights, np.array([seq]), model.new_cache(weights, cross))  # [1, T, V]
+        single[name], _ = backend.decode(np.array([seq]), backend.new_cache(cross))  # [1, T, V]
     # one batch of [a, b] for the first half, then swap the beams and continue with [b, a]
     half = 5
-    cache = model.new_cache(weights, cross, batch=2)
-    first, cache = model.decode(weights, np.array([a[:half], b[:half]]), cache)  # [2, half, V]
-    cache = model.reorder(cache, [1, 0])
-    second, cache = model.decode(weights, np.array([b[half:], a[half:]]), cache)  # [2, T - half, V]
+    first, cache = backend.decode(np.array([a[:half], b[:half]]), backend.new_cache(cross, batch=2))  # [2, half, V]
+    cache = backend.reorder(cache, [1, 0])
+    second, cache = backend.decode(np.array([b[half:], a[half:]]), cache)  # [2, T - half, V]
     assert np.abs(first[0] - single["a"][0, :half]).max() <= DECODER_CACHE_ATOL
     assert np.abs(first[1] - single["b"][0, :half]).max() <= DECODER_CACHE_ATOL
     assert np.abs(second[0] - single["b"][0, half:]).max() <= DECODER_CACHE_ATOL
     assert np.abs(second[1] - single["a"][0, half:]).max() <= DECODER_CACHE_ATOL
 
 
-def test_reorder_can_grow_the_batch(jfk_features):
-    weights, cross = jfk_features
-    logits1, cache = model.decode(weights, np.array([TOKENS[:3]]), model.new_cache(weights, cross))
-    cache = model.reorder(cache, [0, 0, 0, 0, 0])  # one sequence -> a beam of 5
-    assert cache.batch == 5 and cache.length == 3
-    logits5, cache = model.decode(weights, np.array([[t] for t in TOKENS[3:8]]), cache)  # [5, 1, V]
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_reorder_can_grow_the_batch(backend_id, jfk_cross):
+    backend, cross = jfk_cross(backend_id)
+    _, cache = backend.decode(np.array([TOKENS[:3]]), backend.new_cache(cross))
+    cache = backend.reorder(cache, [0, 0, 0, 0, 0])  # one sequence -> a beam of 5
+    logits5, cache = backend.decode(np.array([[t] for t in TOKENS[3:8]]), cache)  # [5, 1, V]
+    assert logits5.shape == (5, 1, backend.dims.n_vocab) and logits5.dtype == np.float32
     for i, token in enumerate(TOKENS[3:8]):
-        expected, _ = model.decode(weights, np.array([TOKENS[:3] + [token]]), model.new_cache(weights, cross))
+        expected, _ = backend.decode(np.array([TOKENS[:3] + [token]]), backend.new_cache(cross))
         assert np.abs(logits5[i, 0] - expected[0, -1]).max() <= DECODER_CACHE_ATOL
 
 
-def test_decode_refuses_bad_shapes_and_overflow(jfk_features):
-    weights, cross = jfk_features
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_decode_refuses_bad_shapes_and_overflow(backend_id, jfk_cross):
+    backend, cross = jfk_cross(backend_id)
+    dims = backend.dims
     with pytest.raises(ValueError):
-        model.decode(weights, np.array([TOKENS[:2], TOKENS[:2]]), model.new_cache(weights, cross, batch=1))
+        backend.decode(np.array([TOKENS[:2], TOKENS[:2]]), backend.new_cache(cross, batch=1))
     with pytest.raises(ValueError):
-        model.decode(weights, np.zeros((1, weights.dims.n_text_ctx + 1), np.int64), model.new_cache(weights, cross))
+        backend.decode(np.zeros((1, dims.n_text_ctx + 1), np.int64), backend.new_cache(cross))
     with pytest.raises(ValueError):
-        model.decode(weights, np.array([[weights.dims.n_vocab]]), model.new_cache(weights, cross))
+        backend.decode(np.array([[dims.n_vocab]]), backend.new_cache(cross))
+    with pytest.raises(ValueError):
+        backend.encode(np.zeros((dims.n_mels, 100), np.float32))
 
 
-def test_language_probs_are_a_distribution(outputs):
-    tensors, ours = outputs(MULTILINGUAL_CASES[0])
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_language_probs_are_a_distribution(backend_id, outputs):
+    tensors, ours = outputs(backend_id, MULTILINGUAL_CASES[0])
     probs = ours["language_probs"]  # [99]
     assert probs.shape == (len(tensors.language_codes),) and probs.dtype == np.float32
     assert abs(float(probs.sum(dtype=np.float64)) - 1.0) <= LANGUAGE_PROBS_ATOL and (probs >= 0).all()

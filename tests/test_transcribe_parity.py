@@ -11,6 +11,12 @@ real value against PaddleX's own beam-search score of the same tokens where the 
 
 The decoding options come from the decode kwargs PaddleX itself built (golden manifest "configs").
 
+Backends: the compat test runs on the NumPy backend ("numpy") and on the Paddle backend on the CPU
+("paddle-cpu"), all but PADDLE_LEFT_OUT (see there); the default-settings tests run on numpy only,
+since what they check (PaddleX's bugs fixed) is decoding, shared by every backend. On the CPU the
+Paddle backend reproduces the golden tensors bit for bit and the parity command passes all 42
+results with it, so the near-ties below do not arise there.
+
 Near-ties: our decoder logits differ from PaddleX's by at most 3e-5..7e-5 per clip (3.1e-4 on
 zh_sr_chinese); window scores agree to ~1e-6. Two decisions in the goldens are closer than that
 logit error and went PaddleX's way; NEAR_TIES names them, with the margins measured on our side
@@ -18,15 +24,14 @@ logit error and went PaddleX's way; NEAR_TIES names them, with the margins measu
 """
 
 import csv
-import hashlib
 
 import pytest
 
-from numwhisper import golden
-from numwhisper import model as whisper_model
-from numwhisper.decoding import DecodingOptions
+from numwhisper import golden, golden_check
 from numwhisper.tolerances import RESULT_SCORE_ATOL
-from numwhisper.transcribe import Window, encode_window, load_model, transcribe
+from numwhisper.transcribe import transcribe
+
+from conftest import BACKEND_DEVICES
 
 CASES = golden.cases()
 CASE_IDS = [f"{c.model}/{c.clip}" for c in CASES]
@@ -41,57 +46,36 @@ NEAR_TIES = {
 }
 
 
-def _none(value):
-    """PaddleX's inference.yml writes None as the string "None"."""
-    return None if value == "None" else value
-
-
-def options_for(config: str, compat) -> DecodingOptions:
-    """DecodingOptions equal to the decode kwargs PaddleX built for a golden config."""
-    kwargs = golden.manifest()["configs"][config]
-    temperatures = kwargs["temperature"]
-    assert len(temperatures) == 1, "the golden configs have no temperature fallback list"
-    return DecodingOptions(
-        task=kwargs["task"], language=_none(kwargs["language"]), temperature=temperatures[0],
-        temperature_increment_on_fallback=None,
-        compression_ratio_threshold=_none(kwargs["compression_ratio_threshold"]),
-        logprob_threshold=_none(kwargs["logprob_threshold"]), no_speech_threshold=_none(kwargs["no_speech_threshold"]),
-        condition_on_previous_text=kwargs["condition_on_previous_text"], best_of=_none(kwargs["best_of"]),
-        beam_size=_none(kwargs["beam_size"]), patience=_none(kwargs["patience"]),
-        length_penalty=_none(kwargs["length_penalty"]), initial_prompt=_none(kwargs["initial_prompt"]),
-        compat=compat)
-
-
 @pytest.fixture(scope="session")
-def models(model_files) -> dict:
-    """{name: loaded Model} for both packaged models."""
-    return {name: load_model(str(path)) for name, path in model_files.items()}
+def transcripts(model_for, encoder_memo):
+    """Transcribe on demand, once per (backend, model, clip, config, compat) in the session.
 
-
-@pytest.fixture(scope="session")
-def transcripts(models):
-    """Transcribe on demand, once per (model, clip, config, compat) in the session.
-
-    The four transcriptions of a clip share the encoder's work: its output depends only on the
-    model, the log-mel and the window start, so it is memoised on exactly those (the cross-attention
-    keys and values, ~36 MB a window for base, are remade each time).
+    The transcriptions of a clip on one backend share the encoder's work with each other and with
+    test_model_parity (``golden_check.shared_encoder``: its output depends only on the backend and
+    the window).
     """
-    done, features = {}, {}
+    done, shared_encode = {}, golden_check.shared_encoder(encoder_memo)
 
-    def shared_encode(model, mel, seek):
-        key = (id(model), hashlib.sha256(mel.tobytes()).hexdigest(), mel.shape, seek)
-        if key not in features:
-            features[key] = encode_window(model, mel, seek).features
-        return Window(seek, features[key], whisper_model.cross_kv(model.weights, features[key]))
-
-    def get(case: golden.Case, config: str, compat) -> dict:
-        key = (case.model, case.clip, config, compat)
+    def get(case: golden.Case, config: str, compat, backend_id: str = "numpy") -> dict:
+        key = (backend_id, case.model, case.clip, config, compat)
         if key not in done:
             path = f"golden/audio/{case.clip}.wav"
-            done[key] = transcribe(models[case.model], path, options_for(config, compat), encode=shared_encode)
+            options = golden_check.options_for(config, compat)
+            done[key] = transcribe(model_for(backend_id, case.model), path, options, encode=shared_encode)
         return done[key]
 
     return get
+
+
+# The Paddle backend on the CPU (Paddle's one thread) takes ~5 s per encoder window and ~75 ms per
+# beam-search step here, so its beam-5 transcriptions of the three long clips (89 s together in the suite,
+# measured on a busy machine) are left to the parity command, `python -m numwhisper.golden check --backend
+# paddle`, which runs all 42 results and passes them (as this test did when they were included).
+PADDLE_LEFT_OUT = {
+    ("base", "en_voxpopuli_long_000", "beam5"),
+    ("tiny.en", "en_voxpopuli_long_000", "beam5"),
+    ("base", "mix_en_de_fasterwhisper_multilingual", "beam5"),
+}
 
 
 def near_tie_note(case: golden.Case, config: str) -> str:
@@ -106,12 +90,18 @@ def check_envelope(result: dict, case: golden.Case) -> None:
     assert result["input_path"] == f"golden/audio/{case.clip}.wav"
 
 
-@pytest.mark.parametrize("config", golden.CONFIGS)
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_compat_paddlex_gives_paddlex_result(case, config, transcripts, repo, monkeypatch):
-    """compat="paddlex" reproduces PaddleX's result, bugs included (greedy avg_logprob 0.0)."""
+def compat_params() -> list:
+    """(backend id, case, config) of the compat test: everything on numpy, PADDLE_LEFT_OUT aside on paddle-cpu."""
+    return [pytest.param(backend_id, case, config, id=f"{backend_id}-{case.model}/{case.clip}-{config}")
+            for backend_id in BACKEND_DEVICES for case in CASES for config in golden.CONFIGS
+            if backend_id == "numpy" or (case.model, case.clip, config) not in PADDLE_LEFT_OUT]
+
+
+@pytest.mark.parametrize("backend_id, case, config", compat_params())
+def test_compat_paddlex_gives_paddlex_result(backend_id, case, config, transcripts, repo, monkeypatch):
+    """compat="paddlex" reproduces PaddleX's result, bugs included (greedy avg_logprob 0.0), on every backend."""
     monkeypatch.chdir(repo)
-    result = transcripts(case, config, COMPAT)
+    result = transcripts(case, config, COMPAT, backend_id)
     check_envelope(result, case)
     problems = golden.result_differences(result["result"], golden.load_result(case.model, case.clip, config)["result"])
     assert not problems, "\n".join(problems) + near_tie_note(case, config)
@@ -149,6 +139,12 @@ def test_default_greedy_differs_only_by_real_logprob(case, transcripts, repo, mo
     if first and first_beam and first[0]["tokens"] == first_beam[0]["tokens"]:
         assert abs(first[0]["avg_logprob"] - first_beam[0]["avg_logprob"]) <= RESULT_SCORE_ATOL, (
             f"greedy {first[0]['avg_logprob']} vs PaddleX beam {first_beam[0]['avg_logprob']} on the same tokens")
+
+
+def test_paddle_left_out_names_real_cases():
+    """Only named beam-5 cases of long clips are left out on paddle-cpu, and each one exists."""
+    cases = {(c.model, c.clip) for c in CASES}
+    assert all((model, clip) in cases and config == "beam5" for model, clip, config in PADDLE_LEFT_OUT)
 
 
 def test_every_golden_clip_and_result_is_covered():

@@ -1,0 +1,128 @@
+"""The model boundary: what decoding and transcription need from a Whisper implementation.
+
+A ``Backend`` computes the log-mel, encodes a 30 s window, runs one decoder call over an explicit
+cache and gives language probabilities. Everything above it (decoding, the long-form loop, results,
+writers) is shared NumPy code, so a backend (NumPy/Numba here, Paddle in ``paddle_backend``) never
+changes the algorithm, only where the arithmetic runs.
+
+Arrays cross the boundary as NumPy float32; ``cross_kv`` and the decoder cache are opaque to the
+caller and owned by the backend. The cache is passed in and handed back (the returned one is the one
+to use next): a backend may update it in place, so a cache passed to ``decode`` or ``reorder`` is
+never used again. README "Backends" states the same contract for other implementations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+import numpy as np
+
+from . import model as whisper_model
+from .checkpoint import Checkpoint, ModelDims, load
+from .devices import NUMPY, resolve_device
+from .mel import log_mel_spectrogram
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a Whisper implementation provides; shapes are for one model of ``dims``.
+
+    An optional ``name`` attribute (e.g. "numpy", "paddle:gpu:0") is shown in reports.
+    """
+
+    dims: ModelDims
+
+    def log_mel(self, audio: np.ndarray) -> np.ndarray:
+        """Whole-clip log-mel of 16 kHz mono audio [N] -> float32 [n_mels, N // 160]."""
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        """One window's mel [n_mels, 3000] -> audio features float32 [n_audio_ctx, n_audio_state]."""
+
+    def cross_kv(self, audio_features: np.ndarray) -> Any:
+        """Cross-attention state of one window's features [n_audio_ctx, d] (opaque)."""
+
+    def new_cache(self, cross: Any, batch: int = 1) -> Any:
+        """An empty decoder cache for ``batch`` sequences attending to ``cross`` (opaque)."""
+
+    def decode(self, tokens: np.ndarray, cache: Any) -> Tuple[np.ndarray, Any]:
+        """New tokens [batch, t] after the cache's tokens -> (logits float32 [batch, t, n_vocab], next cache)."""
+
+    def reorder(self, cache: Any, indices: Sequence[int]) -> Any:
+        """The cache whose sequence b continues sequence indices[b]; the batch may change size."""
+
+    def language_probs(self, audio_features: np.ndarray, sot_id: int, language_token_ids: Sequence[int],
+                       cross: Any = None) -> np.ndarray:
+        """Softmax over the language tokens' logits after one step on [sot_id] -> float32 [n_languages]."""
+
+
+BACKEND_MEMBERS = ("dims", "log_mel", "encode", "cross_kv", "new_cache", "decode", "reorder", "language_probs")
+
+
+@dataclass(frozen=True)
+class NumpyBackend:
+    """The NumPy + Numba backend: ``numwhisper.model`` over float32 weights, on the CPU."""
+
+    weights: whisper_model.Weights
+    name: str = "numpy"
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> "NumpyBackend":
+        """Upcast a checkpoint's tensors to float32 once."""
+        return cls(whisper_model.weights_from_checkpoint(checkpoint))
+
+    @property
+    def dims(self) -> ModelDims:
+        """The model's hyper-parameters."""
+        return self.weights.dims
+
+    def log_mel(self, audio: np.ndarray) -> np.ndarray:
+        """Whole-clip log-mel [n_mels, T] (``mel.log_mel_spectrogram``)."""
+        return log_mel_spectrogram(audio, self.dims.n_mels)
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        """Audio features [n_audio_ctx, d] of one window's mel [n_mels, 3000]."""
+        return whisper_model.encode(self.weights, mel)
+
+    def cross_kv(self, audio_features: np.ndarray) -> whisper_model.CrossKV:
+        """Every decoder layer's cross-attention keys and values."""
+        return whisper_model.cross_kv(self.weights, audio_features)
+
+    def new_cache(self, cross: whisper_model.CrossKV, batch: int = 1) -> whisper_model.KVCache:
+        """An empty KVCache for ``batch`` sequences."""
+        return whisper_model.new_cache(self.weights, cross, batch)
+
+    def decode(self, tokens, cache: whisper_model.KVCache):
+        """(logits [B, t, V], next cache) of the new tokens [B, t]."""
+        return whisper_model.decode(self.weights, tokens, cache)
+
+    def reorder(self, cache: whisper_model.KVCache, indices: Sequence[int]) -> whisper_model.KVCache:
+        """The cache with its sequences picked by ``indices``."""
+        return whisper_model.reorder(cache, indices)
+
+    def language_probs(self, audio_features: np.ndarray, sot_id: int, language_token_ids: Sequence[int],
+                       cross: Optional[whisper_model.CrossKV] = None) -> np.ndarray:
+        """Language probabilities [n_languages]."""
+        return whisper_model.language_probs(self.weights, audio_features, sot_id, language_token_ids, cross=cross)
+
+
+def numpy_backend(path) -> NumpyBackend:
+    """Factory for the parity command: the NumPy backend of a model file (``.safetensors``)."""
+    return NumpyBackend.from_checkpoint(load(path))
+
+
+def load_backend(checkpoint: Checkpoint, device: Optional[str] = None) -> Backend:
+    """The backend that runs ``checkpoint`` on ``device`` (see ``devices``): NumPy for "cpu", else Paddle."""
+    resolved = resolve_device(device)
+    if resolved.backend == NUMPY:
+        return NumpyBackend.from_checkpoint(checkpoint)
+    from .paddle_backend import PaddleBackend
+
+    return PaddleBackend.from_checkpoint(checkpoint, resolved.name)
+
+
+def as_backend(model_or_weights) -> Backend:
+    """A Backend as given, or the NumPy backend over ``model.Weights`` (callers that still pass weights)."""
+    if isinstance(model_or_weights, whisper_model.Weights):
+        return NumpyBackend(model_or_weights)
+    return model_or_weights

@@ -1,0 +1,266 @@
+"""The Paddle backend: Whisper's network written in Paddle ops, over the same safetensors weights.
+
+The arithmetic is that of PaddleX's Whisper network in float32 (so on the CPU it reproduces the
+goldens closely): Paddle's linear, conv1d, layer_norm (eps 1e-5), exact GELU and softmax; queries
+and keys each scaled by d_head**-0.25 after their projection; the causal mask added to the scores;
+logits against the transposed token embedding. Linear weights are transposed once at load to
+Paddle's [in, out] layout. The log-mel is Paddle's STFT, as PaddleX computes it.
+
+Tensors live on one Paddle place (CPU, a GPU, ...); every tensor is created there explicitly, so
+the global Paddle device is never changed. The self-attention cache holds each layer's key and
+value projections [batch, length, d] and grows by concatenation: ``decode`` never writes into a
+cache it was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from .checkpoint import Checkpoint, ModelDims, load
+from .devices import PADDLE, PADDLE_CPU, Device, import_paddle, resolve_device
+from .mel import HOP_LENGTH, N_FFT, hann_window, log_mel_spectrogram, mel_filters
+
+LAYER_NORM_EPS = 1e-5
+NOT_LINEAR = ("decoder.token_embedding.weight", "decoder.positional_embedding", "encoder.positional_embedding")
+
+
+@dataclass(frozen=True)
+class PaddleCross:
+    """One window's cross-attention keys [1, H, d_head, S] (scaled) and values [1, H, S, d_head], per layer."""
+
+    keys: tuple
+    values: tuple
+
+
+@dataclass(frozen=True)
+class PaddleCache:
+    """Self-attention key and value projections [batch, length, d] per layer (empty tuples at length 0);
+    every sequence of the batch attends to the one window of ``cross`` (broadcast over the batch)."""
+
+    keys: tuple
+    values: tuple
+    cross: PaddleCross
+    length: int
+    batch: int
+
+
+def place_of(paddle, device: Device):
+    """The Paddle place of a resolved device."""
+    if device.kind == "cpu":
+        return paddle.CPUPlace()
+    if device.kind in ("gpu", "dcu"):
+        return paddle.CUDAPlace(device.index)
+    if device.kind == "xpu":
+        return paddle.XPUPlace(device.index)
+    return paddle.CustomPlace(device.kind, device.index)
+
+
+def _paddle_layout(name: str, tensor: np.ndarray) -> np.ndarray:
+    """A checkpoint tensor in float32 as Paddle holds it: Linear weights [out, in] -> [in, out]."""
+    array = np.asarray(tensor, dtype=np.float32)
+    if array.ndim == 2 and name not in NOT_LINEAR:
+        array = array.T
+    return np.ascontiguousarray(array)
+
+
+@dataclass(frozen=True)
+class PaddleBackend:
+    """Whisper in Paddle on one device; implements ``backend.Backend``."""
+
+    dims: ModelDims
+    device: Device
+    tensors: Mapping[str, object]  # checkpoint name -> paddle.Tensor (Linear weights [in, out])
+    paddle: object  # the paddle module
+    place: object
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, device: Optional[str] = PADDLE_CPU) -> "PaddleBackend":
+        """Put a checkpoint's tensors (float32) on ``device`` (default: Paddle on the CPU)."""
+        resolved = resolve_device(device)
+        if resolved.backend != PADDLE:
+            raise ValueError(f"device {resolved.name!r} runs on the NumPy backend; for Paddle on the CPU use "
+                             f"{PADDLE_CPU!r}")
+        paddle = import_paddle(resolved.name)
+        place = place_of(paddle, resolved)
+        tensors = {name: paddle.to_tensor(_paddle_layout(name, t), place=place)
+                   for name, t in checkpoint.tensors.items()}
+        embedding = np.asarray(checkpoint.tensors["decoder.token_embedding.weight"], dtype=np.float32)
+        tensors["decoder.token_embedding.weight.T"] = paddle.to_tensor(np.ascontiguousarray(embedding.T), place=place)
+        return cls(dims=checkpoint.dims, device=resolved, tensors=MappingProxyType(tensors), paddle=paddle,
+                   place=place)
+
+    @property
+    def name(self) -> str:
+        """"paddle:cpu", "paddle:gpu:0", ..."""
+        return PADDLE_CPU if self.device.kind == "cpu" else f"paddle:{self.device.name}"
+
+    def _tensor(self, array: np.ndarray, dtype=np.float32):
+        """A NumPy array as a tensor on this backend's place."""
+        return self.paddle.to_tensor(np.ascontiguousarray(array, dtype=dtype), place=self.place)
+
+    # ------------------------------------------------------------------------------ pieces
+
+    def _linear(self, name: str, x):
+        """Linear layer ``name`` (bias if the checkpoint has one) on x [..., d_in] -> [..., d_out]."""
+        bias = self.tensors.get(f"{name}.bias")
+        return self.paddle.nn.functional.linear(x, self.tensors[f"{name}.weight"], bias)
+
+    def _layer_norm(self, name: str, x):
+        """Layer norm ``name`` over the last axis of x [..., d]."""
+        d = x.shape[-1]
+        return self.paddle.nn.functional.layer_norm(x, [d], self.tensors[f"{name}.weight"],
+                                                    self.tensors[f"{name}.bias"], LAYER_NORM_EPS)
+
+    def _heads(self, x, n_head: int, perm: tuple):
+        """x [B, T, d] -> per-head view, transposed by ``perm`` from [B, T, H, d_head]."""
+        b, t, d = x.shape
+        return self.paddle.transpose(x.reshape([b, t, n_head, d // n_head]), perm)
+
+    def _attention(self, q, keys, values, n_head: int, mask=None):
+        """Scaled-dot-product attention: q [B, T, d] (unscaled), keys [., H, d_head, S] (scaled),
+        values [., H, S, d_head] -> [B, T, d]."""
+        scale = (q.shape[-1] // n_head) ** -0.25
+        qh = self._heads(q, n_head, (0, 2, 1, 3)) * scale  # [B, H, T, d_head]
+        scores = qh @ keys  # [B, H, T, S]
+        if mask is not None:
+            scores = scores + mask  # [B, H, T, S]
+        weights = self.paddle.nn.functional.softmax(scores, axis=-1)  # [B, H, T, S]
+        return self.paddle.transpose(weights @ values, (0, 2, 1, 3)).flatten(start_axis=2)  # [B, T, d]
+
+    def _keys_values(self, k, v, n_head: int):
+        """Projections k, v [B, S, d] -> keys [B, H, d_head, S] (scaled), values [B, H, S, d_head]."""
+        scale = (k.shape[-1] // n_head) ** -0.25
+        return self._heads(k, n_head, (0, 2, 3, 1)) * scale, self._heads(v, n_head, (0, 2, 1, 3))
+
+    def _mlp(self, prefix: str, x):
+        """x + the block's feed-forward of x [B, T, d]."""
+        h = self._layer_norm(f"{prefix}.mlp_ln", x)  # [B, T, d]
+        h = self.paddle.nn.functional.gelu(self._linear(f"{prefix}.mlp.0", h))  # [B, T, 4d]
+        return x + self._linear(f"{prefix}.mlp.2", h)  # [B, T, d]
+
+    # ------------------------------------------------------------------------------ the Backend interface
+
+    def log_mel(self, audio: np.ndarray) -> np.ndarray:
+        """Whole-clip log-mel [n_mels, N // 160] with Paddle's STFT (clips under one FFT frame: ``mel``'s)."""
+        audio = np.asarray(audio, dtype=np.float32)  # [N]
+        if audio.ndim != 1:
+            raise ValueError(f"expected mono audio of shape [N], got {audio.shape}")
+        if audio.shape[0] <= N_FFT // 2:  # Paddle's reflect padding needs more samples than it pads
+            return log_mel_spectrogram(audio, self.dims.n_mels)
+        paddle = self.paddle
+        stft = paddle.signal.stft(self._tensor(audio), N_FFT, HOP_LENGTH, window=self._tensor(hann_window(N_FFT)))
+        power = stft[:, :-1].abs() ** 2  # [F, T]
+        mel = self._tensor(mel_filters(self.dims.n_mels)) @ power  # [n_mels, T]
+        log_spec = paddle.clip(mel, min=1e-10).log10()  # [n_mels, T]
+        log_spec = paddle.maximum(log_spec, log_spec.max() - 8.0)  # [n_mels, T]
+        return ((log_spec + 4.0) / 4.0).numpy()  # [n_mels, T]
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        """Audio features [n_audio_ctx, d] of one window's mel [n_mels, 3000]."""
+        dims, F = self.dims, self.paddle.nn.functional
+        mel = np.asarray(mel, dtype=np.float32)
+        if mel.shape != (dims.n_mels, 2 * dims.n_audio_ctx):
+            raise ValueError(f"encode: mel must be [{dims.n_mels}, {2 * dims.n_audio_ctx}], got {list(mel.shape)}")
+        t = self.tensors
+        x = F.gelu(F.conv1d(self._tensor(mel[None]), t["encoder.conv1.weight"], t["encoder.conv1.bias"],
+                            padding=1))  # [1, d, 3000]
+        x = F.gelu(F.conv1d(x, t["encoder.conv2.weight"], t["encoder.conv2.bias"], stride=2, padding=1))  # [1, d, 1500]
+        x = self.paddle.transpose(x, (0, 2, 1)) + t["encoder.positional_embedding"]  # [1, 1500, d]
+        n_head = dims.n_audio_head
+        for i in range(dims.n_audio_layer):
+            prefix = f"encoder.blocks.{i}"
+            h = self._layer_norm(f"{prefix}.attn_ln", x)  # [1, 1500, d]
+            keys, values = self._keys_values(self._linear(f"{prefix}.attn.key", h),
+                                             self._linear(f"{prefix}.attn.value", h), n_head)
+            o = self._attention(self._linear(f"{prefix}.attn.query", h), keys, values, n_head)  # [1, 1500, d]
+            x = x + self._linear(f"{prefix}.attn.out", o)  # [1, 1500, d]
+            x = self._mlp(prefix, x)
+        return self._layer_norm("encoder.ln_post", x)[0].numpy()  # [1500, d]
+
+    def cross_kv(self, audio_features: np.ndarray) -> PaddleCross:
+        """Every decoder layer's cross-attention keys and values for one window's features [S, d]."""
+        xa = self._tensor(np.asarray(audio_features, dtype=np.float32)[None])  # [1, S, d]
+        keys, values = [], []
+        for i in range(self.dims.n_text_layer):
+            name = f"decoder.blocks.{i}.cross_attn"
+            k, v = self._keys_values(self._linear(f"{name}.key", xa), self._linear(f"{name}.value", xa),
+                                     self.dims.n_text_head)
+            keys.append(k)  # [1, H, d_head, S]
+            values.append(v)  # [1, H, S, d_head]
+        return PaddleCross(tuple(keys), tuple(values))
+
+    def new_cache(self, cross: PaddleCross, batch: int = 1) -> PaddleCache:
+        """An empty cache for ``batch`` sequences attending to ``cross``."""
+        return PaddleCache(keys=(), values=(), cross=cross, length=0, batch=batch)
+
+    def _causal_mask(self, start: int, n_new: int):
+        """0 where new token i (at position start + i) may see position j, -inf after it -> [n_new, start + n_new]."""
+        j = np.arange(start + n_new)[None, :]  # [1, S]
+        i = np.arange(n_new)[:, None] + start  # [T, 1]
+        return self._tensor(np.where(j > i, -np.inf, 0.0))  # [T, S]
+
+    def decode(self, tokens, cache: PaddleCache):
+        """(logits float32 [B, t, V], next cache) of new tokens [B, t] after the cache's tokens."""
+        dims = self.dims
+        tokens = np.asarray(tokens, dtype=np.int64)  # [B, t]
+        if tokens.ndim != 2 or tokens.shape[0] != cache.batch:
+            raise ValueError(f"decode: tokens must be [{cache.batch}, T_new], got {list(tokens.shape)}")
+        n_new, start = tokens.shape[1], cache.length
+        if start + n_new > dims.n_text_ctx:
+            raise ValueError(f"decode: {start + n_new} tokens exceed the text context of {dims.n_text_ctx}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= dims.n_vocab):
+            raise ValueError(f"decode: token ids must lie in [0, {dims.n_vocab})")
+        paddle, t = self.paddle, self.tensors
+        ids = self._tensor(tokens, np.int64)  # [B, t]
+        x = (paddle.nn.functional.embedding(ids, t["decoder.token_embedding.weight"])
+             + t["decoder.positional_embedding"][start:start + n_new])  # [B, t, d]
+        mask = self._causal_mask(start, n_new) if n_new > 1 else None  # one new token sees everything
+        n_head = dims.n_text_head
+        keys, values = [], []
+        for i in range(dims.n_text_layer):
+            prefix = f"decoder.blocks.{i}"
+            h = self._layer_norm(f"{prefix}.attn_ln", x)  # [B, t, d]
+            k, v = self._linear(f"{prefix}.attn.key", h), self._linear(f"{prefix}.attn.value", h)  # [B, t, d]
+            if start:
+                k = paddle.concat([cache.keys[i], k], axis=1)  # [B, start + t, d]
+                v = paddle.concat([cache.values[i], v], axis=1)  # [B, start + t, d]
+            keys.append(k)
+            values.append(v)
+            kh, vh = self._keys_values(k, v, n_head)
+            x = x + self._linear(f"{prefix}.attn.out", self._attention(self._linear(f"{prefix}.attn.query", h),
+                                                                        kh, vh, n_head, mask))  # [B, t, d]
+            h = self._layer_norm(f"{prefix}.cross_attn_ln", x)  # [B, t, d]
+            o = self._attention(self._linear(f"{prefix}.cross_attn.query", h), cache.cross.keys[i],
+                                cache.cross.values[i], n_head)  # [B, t, d]
+            x = x + self._linear(f"{prefix}.cross_attn.out", o)  # [B, t, d]
+            x = self._mlp(prefix, x)
+        x = self._layer_norm("decoder.ln", x)  # [B, t, d]
+        logits = x @ t["decoder.token_embedding.weight.T"]  # [B, t, V]
+        cache = dataclasses.replace(cache, keys=tuple(keys), values=tuple(values), length=start + n_new)
+        return logits.numpy(), cache
+
+    def reorder(self, cache: PaddleCache, indices: Sequence[int]) -> PaddleCache:
+        """The cache whose sequence b continues old sequence indices[b]; the batch may change."""
+        index = self._tensor(np.asarray(indices, dtype=np.int64), np.int64)  # [B']
+        pick = self.paddle.index_select
+        return dataclasses.replace(cache, keys=tuple(pick(k, index, axis=0) for k in cache.keys),
+                                   values=tuple(pick(v, index, axis=0) for v in cache.values), batch=len(indices))
+
+    def language_probs(self, audio_features: np.ndarray, sot_id: int, language_token_ids: Sequence[int],
+                       cross: Optional[PaddleCross] = None) -> np.ndarray:
+        """Softmax over the language tokens' logits after one step on [sot_id] -> [n_languages]."""
+        if cross is None:
+            cross = self.cross_kv(audio_features)
+        logits, _ = self.decode([[sot_id]], self.new_cache(cross))  # [1, 1, V]
+        picked = self._tensor(logits[0, 0][np.asarray(language_token_ids, dtype=np.intp)][None, :])  # [1, n_languages]
+        return self.paddle.nn.functional.softmax(picked, axis=-1)[0].numpy()  # [n_languages]
+
+
+def paddle_backend(path, device: Optional[str] = PADDLE_CPU) -> PaddleBackend:
+    """Factory for the parity command: the Paddle backend of a model file on ``device`` (default the CPU)."""
+    return PaddleBackend.from_checkpoint(load(path), device)
