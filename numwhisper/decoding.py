@@ -432,15 +432,16 @@ def detect_language(backend: Backend, tokenizer: Tokenizer, audio_features: np.n
     return codes[int(np.argmax(probs))], dict(zip(codes, (float(p) for p in probs)))
 
 
-def check_english_only(tokenizer: Tokenizer, language: str, task: str) -> None:
-    """ValueError when an English-only model is asked for another language or for translation."""
-    if tokenizer.is_multilingual:
+def check_english_only(tokenizer: Tokenizer, language: str, options: DecodingOptions) -> None:
+    """ValueError when an English-only model is asked to transcribe another language.
+
+    PaddleX (compat="paddlex") and openai-whisper quietly decode English instead; translation is
+    allowed, as both allow it (English-only models have no task token, so it is transcription).
+    """
+    if tokenizer.is_multilingual or options.paddlex or language == "en":
         return
-    if language != "en":
-        raise ValueError(f"this model is English-only: it cannot transcribe language {language!r} "
-                         "(use a multilingual model such as base)")
-    if task != "transcribe":
-        raise ValueError(f"this model is English-only: it cannot {task} (use a multilingual model such as base)")
+    raise ValueError(f"this model is English-only: it cannot transcribe language {language!r} "
+                     "(use a multilingual model such as base)")
 
 
 @dataclass(frozen=True)
@@ -464,7 +465,7 @@ class DecodingTask:
     def build(cls, backend: Backend, tokenizer: Tokenizer, options: DecodingOptions, language: str,
               prompt: Sequence[int] = ()) -> "DecodingTask":
         """Wire a task for ``language`` (a code) with ``prompt`` (previous-text tokens) as context."""
-        check_english_only(tokenizer, language, options.task)
+        check_english_only(tokenizer, language, options)
         n_ctx = as_backend(backend).dims.n_text_ctx
         sample_len = options.sample_len or n_ctx // 2
         sot_sequence = tokenizer.sot_sequence(language, options.task, without_timestamps=options.without_timestamps)
