@@ -255,8 +255,27 @@ def save(checkpoint: Checkpoint, path) -> None:
     write_safetensors(path, {name: checkpoint.tensors[name] for name in order}, checkpoint.metadata)
 
 
+def _mapped_tensors(path: Path) -> dict:
+    """Every tensor of a safetensors file as a read-only view of the file mapped into memory (no copy).
+
+    Pages are read from disk (or the page cache) only when a tensor is used; the caller has
+    already checked the file with ``safe_open``.
+    """
+    with open(path, "rb") as f:
+        n_header = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n_header))
+    header.pop("__metadata__", None)
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n_header)  # [n_bytes]
+    dtypes = {code: np.dtype(name).newbyteorder("<") for name, code in SAFETENSORS_DTYPES.items()}
+    tensors = {}
+    for name, entry in header.items():
+        start, stop = entry["data_offsets"]
+        tensors[name] = data[start:stop].view(dtypes[entry["dtype"]]).reshape(entry["shape"])
+    return tensors
+
+
 def load(path) -> Checkpoint:
-    """Read and validate a model file; tensors keep their stored dtype."""
+    """Read and validate a model file; tensors keep their stored dtype and are memory-mapped (read-only)."""
     from safetensors import safe_open
     from safetensors import SafetensorError
 
@@ -267,8 +286,13 @@ def load(path) -> Checkpoint:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata()
             dims = validate_metadata(metadata, str(path))
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            names = list(f.keys())
     except SafetensorError as err:
         raise ModelFileError(f"{path}: not a readable safetensors file ({err})") from None
+    try:
+        tensors = _mapped_tensors(path)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({err})") from None
+    tensors = {name: tensors[name] for name in names}
     validate_tensors(tensors, dims, str(path))
     return Checkpoint(tensors=tensors, dims=dims, metadata=dict(metadata))

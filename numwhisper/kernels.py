@@ -2,7 +2,8 @@
 
 Arrays are C-contiguous and updated in place where the docstring says so. Large matrix products are
 left to NumPy's BLAS; these kernels do the element-wise and row-wise work around them, plus the
-decoder's products with few rows (``linear_rows``) and its masked attention over the kv cache.
+decoder's products with few rows (``linear_rows``), its masked attention over the kv cache and its
+attention over the audio window (``cross_attention``).
 Kernels named ``*_parallel`` split rows across threads (worth it for the encoder's 1500 rows); the
 plain ones run on one thread (the decoder's few rows, where starting threads costs more than it
 saves). ``set_num_threads`` sets both Numba's and the BLAS thread count. Compiled code is cached on
@@ -11,7 +12,7 @@ zero checks so that loops vectorise.
 
 Arithmetic follows PaddlePaddle's float32 kernels operation for operation (bias add, then scale;
 ``x * 0.5 * (1 + erf(x / sqrt(2)))``; layer norm eps 1e-5), with sums accumulated in float64.
-Arrays may also be float64 holding the float32-rounded values (the encoder runs its products in
+Arrays may also be float64 holding the float32-rounded values (the encoder runs some products in
 float64, see model.py): every kernel first rounds its input to float32, so both give the same result.
 """
 
@@ -225,6 +226,15 @@ def softmax_parallel(x):
             _softmax_row(x[i], x.shape[1], e, bits, two_k)
 
 
+@njit(cache=True)
+def _attention_scratch(n_keys, d_head):
+    """Buffers for one attention row: weights w [n_keys] float32, softmax scratch (e float64, bits
+    int64 and two_k, its float64 view; see _softmax_row) and an output accumulator acc [d_head]."""
+    bits = np.empty(n_keys, np.int64)
+    return (np.empty(n_keys, np.float32), np.empty(n_keys, np.float64), bits, bits.view(np.float64),
+            np.empty(d_head, np.float32))
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def causal_self_attention(q, k, v, n_head, offset):
     """Masked multi-head attention of new queries over cached keys, for the decoder.
@@ -237,11 +247,7 @@ def causal_self_attention(q, k, v, n_head, offset):
     d_head = d // n_head
     n_max = offset + n_query
     out = np.empty((n_batch, n_query, d), np.float32)
-    w = np.empty(n_max, np.float32)
-    e = np.empty(n_max, np.float64)
-    bits = np.empty(n_max, np.int64)
-    two_k = bits.view(np.float64)
-    acc = np.empty(d_head, np.float32)
+    w, e, bits, two_k, acc = _attention_scratch(n_max, d_head)
     for b in range(n_batch):
         for h in range(n_head):
             lo = h * d_head
@@ -259,6 +265,34 @@ def causal_self_attention(q, k, v, n_head, offset):
                     for c in range(d_head):
                         acc[c] += wj * v[b, j, lo + c]
                 out[b, i, lo:lo + d_head] = acc
+    return out
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def cross_attention(q, keys, values):
+    """Attention of q [N, D] (scaled) over one audio window: keys [H, d_head, S] (scaled) and
+    values [H, S, d_head] -> [N, D], heads side by side. Every row sees all S positions; each
+    head's keys and values are read once per row from cache. One thread.
+    """
+    n_head, d_head, n_ctx = keys.shape
+    n = q.shape[0]
+    out = np.empty((n, n_head * d_head), np.float32)
+    w, e, bits, two_k, acc = _attention_scratch(n_ctx, d_head)
+    for h in range(n_head):
+        lo = h * d_head
+        for i in range(n):
+            w[:] = 0.0
+            for c in range(d_head):
+                qc = q[i, lo + c]
+                for j in range(n_ctx):
+                    w[j] += qc * keys[h, c, j]
+            _softmax_row(w, n_ctx, e, bits, two_k)
+            acc[:] = 0.0
+            for j in range(n_ctx):
+                wj = w[j]
+                for c in range(d_head):
+                    acc[c] += wj * values[h, j, c]
+            out[i, lo:lo + d_head] = acc
     return out
 
 

@@ -1,0 +1,122 @@
+"""One measured run of one system: import, load, transcribe one clip, print one JSON line.
+
+    python bench/worker.py SYSTEM CLIP.wav {greedy|beam5} --threads 2 --model-dir DIR
+
+Run by ``bench/run.py`` in a fresh process per run (so the parent reads this process's peak RSS
+from ``wait4``); SYSTEM is one of ``SYSTEMS``. Times are ``time.perf_counter`` from the start of
+this module: ``import`` (the library), ``load`` (the model) and ``transcribe`` (reading the audio
+included). Every system decodes at temperature 0 with no fallback, PaddleX's thresholds, previous
+text as prompt, and detects the language on the first 30 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+T0 = time.perf_counter()
+
+SYSTEMS = ("numwhisper", "faster-whisper-fp32", "faster-whisper-int8", "openai-whisper", "paddlex")
+BEAM = {"greedy": None, "beam5": 5}
+COMPUTE_TYPES = {"faster-whisper-fp32": "float32", "faster-whisper-int8": "int8"}
+
+
+def run_numwhisper(clip: str, beam, threads: int, model_dir: str) -> dict:
+    """numwhisper's Python API on the NumPy/Numba backend."""
+    import numwhisper
+    from numwhisper import kernels
+
+    kernels.set_num_threads(threads)
+    t_import = time.perf_counter()
+    model = numwhisper.load_model(model_dir, device="cpu")
+    t_load = time.perf_counter()
+    result = model.transcribe(clip, beam_size=beam)["result"]
+    t_done = time.perf_counter()
+    return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=result["text"], language=result["language"],
+                n_segments=len(result["segments"]))
+
+
+def run_faster_whisper(clip: str, beam, threads: int, model_dir: str, compute_type: str) -> dict:
+    """faster-whisper (CTranslate2) at ``compute_type``; its default temperature fallback switched off."""
+    from faster_whisper import WhisperModel
+
+    t_import = time.perf_counter()
+    model = WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=threads, num_workers=1)
+    t_load = time.perf_counter()
+    segments, info = model.transcribe(clip, beam_size=beam or 1, temperature=0.0, best_of=1,
+                                      condition_on_previous_text=True, vad_filter=False)
+    texts = [s.text for s in segments]  # the generator decodes as it is consumed
+    t_done = time.perf_counter()
+    return dict(t_import=t_import, t_load=t_load, t_done=t_done, text="".join(texts), language=info.language,
+                n_segments=len(texts))
+
+
+def run_openai_whisper(clip: str, beam, threads: int, model_path: str) -> dict:
+    """openai-whisper on PyTorch (CPU, float32) from the converted checkpoint."""
+    import torch
+    import whisper
+
+    torch.set_num_threads(threads)
+    t_import = time.perf_counter()
+    model = whisper.load_model(model_path, device="cpu")
+    t_load = time.perf_counter()
+    import soundfile as sf
+
+    audio, _ = sf.read(clip, dtype="float32")  # [N] 16 kHz mono (openai-whisper would call ffmpeg on a path)
+    result = whisper.transcribe(model, audio, temperature=0.0, beam_size=beam, best_of=None, fp16=False,
+                                condition_on_previous_text=True, verbose=None)
+    t_done = time.perf_counter()
+    return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=result["text"], language=result["language"],
+                n_segments=len(result["segments"]))
+
+
+def run_paddlex(clip: str, beam, threads: int, model_dir: str) -> dict:
+    """PaddleX's own predictor (create_model) on paddle CPU, its inference.yml defaults, beam as asked."""
+    import paddle
+    from paddlex import create_model
+
+    if hasattr(paddle, "set_num_threads"):
+        paddle.set_num_threads(threads)
+    else:
+        paddle.base.core.set_num_threads(threads)
+    t_import = time.perf_counter()
+    wrapper = create_model(model_name="whisper_base", model_dir=model_dir, device="cpu")
+    predictor = wrapper._predictor
+    if beam is None:
+        predictor.config.update({"beam_size": None, "patience": None})
+    t_load = time.perf_counter()
+    (result,) = list(wrapper.predict(clip))
+    t_done = time.perf_counter()
+    res = result["result"]
+    return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=res["text"], language=res["language"],
+                n_segments=len(res["segments"]))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("system", choices=SYSTEMS)
+    parser.add_argument("clip")
+    parser.add_argument("option", choices=sorted(BEAM))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model-dir", required=True, help="model path or directory for this system")
+    args = parser.parse_args(argv)
+    beam = BEAM[args.option]
+    if args.system == "numwhisper":
+        out = run_numwhisper(args.clip, beam, args.threads, args.model_dir)
+    elif args.system.startswith("faster-whisper"):
+        out = run_faster_whisper(args.clip, beam, args.threads, args.model_dir, COMPUTE_TYPES[args.system])
+    elif args.system == "openai-whisper":
+        out = run_openai_whisper(args.clip, beam, args.threads, args.model_dir)
+    else:
+        out = run_paddlex(args.clip, beam, args.threads, args.model_dir)
+    times = {k: round(out.pop(k) - T0, 4) for k in ("t_import", "t_load", "t_done")}
+    out.update(import_s=times["t_import"], load_s=round(times["t_load"] - times["t_import"], 4),
+               transcribe_s=round(times["t_done"] - times["t_load"], 4), python=sys.executable, pid=os.getpid())
+    print(json.dumps(out, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
