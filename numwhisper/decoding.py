@@ -28,6 +28,7 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import kernels
 from .backend import Backend, as_backend
 from .languages import PADDLEX_CODE_ALIASES
 from .tokenizer import TASKS, Tokenizer, language_code
@@ -147,7 +148,9 @@ class DecodingResult:
 
 def sequential_sum(x: np.ndarray) -> np.ndarray:
     """Float32 sums along the last axis, accumulated front to back as paddle's CPU sum does [..., 1]."""
-    return np.add.accumulate(x, axis=-1, dtype=np.float32)[..., -1:]
+    x = np.ascontiguousarray(x, dtype=np.float32)  # [..., V]
+    sums = kernels.sequential_row_sums(x.reshape(-1, x.shape[-1]))  # [rows, 1]
+    return sums.reshape(*x.shape[:-1], 1)  # [..., 1]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -175,6 +175,18 @@ def add_bias(x, b):
             x[i, j] = np.float32(x[i, j]) + b[j]
 
 
+@njit(cache=True)
+def sequential_row_sums(x):
+    """float32 [B, V] -> [B, 1]: each row summed front to back in float32 (paddle's CPU sum order)."""
+    out = np.empty((x.shape[0], 1), dtype=np.float32)
+    for b in range(x.shape[0]):
+        total = np.float32(0.0)
+        for v in range(x.shape[1]):
+            total += x[b, v]
+        out[b, 0] = total
+    return out
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _softmax_row(x, n, e, bits, two_k):
     """Softmax of x[:n] in place, x[n:] set to 0 (masked). Scratch: e float64 [>= n], bits int64

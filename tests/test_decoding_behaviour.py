@@ -359,3 +359,13 @@ def test_english_only_model_never_detects_language(tiny_en):
     window = encode_window(tiny_en, log_mel_spectrogram(load_audio(JFK)), 0)
     with pytest.raises(ValueError, match="English-only"):
         decoding.detect_language(tiny_en.backend, tiny_en.tokenizer, window.features)
+
+
+@pytest.mark.parametrize("shape", [(5, 51865), (1, 51865), (3, 7), (51865,), (2, 3, 100)])
+def test_sequential_sum_is_numpys_front_to_back_float32_sum_bit_for_bit(shape):
+    """The Numba row sum must round exactly as np.add.accumulate (paddle's CPU order), on any leading shape."""
+    rng = np.random.default_rng(sum(shape))
+    x = np.exp(rng.normal(size=shape).astype(np.float32) * 8 - 20).astype(np.float32)  # a wide range of sizes
+    expected = np.add.accumulate(x, axis=-1, dtype=np.float32)[..., -1:]  # [..., 1]
+    got = decoding.sequential_sum(x)  # [..., 1]
+    assert got.shape == expected.shape and got.dtype == np.float32 and np.array_equal(got, expected)
