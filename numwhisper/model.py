@@ -164,8 +164,8 @@ def _encoder_block(w: Weights, prefix: str, x: np.ndarray, n_head: int, dtype) -
 def encode(w: Weights, mel: np.ndarray) -> np.ndarray:
     """Audio features of one 30 s window: mel [n_mels, 2 n_audio_ctx] -> float32 [n_audio_ctx, n_audio_state].
 
-    Float32 throughout, except the projections of the first ``EXACT_LAYERS`` blocks, which sum in
-    float64 and round to float32 where Paddle's float32 result would be. Rounding there is what
+    Float32 throughout, except the convolutions and the projections of the first ``EXACT_LAYERS``
+    blocks, which sum in float64 and round to float32 where Paddle's float32 result would be. Rounding there is what
     the later blocks amplify: with every product in float32 BLAS the output differs from Paddle's by
     up to 8.7e-4 on the golden clips; with those first projections summed exactly, by 4.5e-4, as
     with every product in float64 (4.4e-4, which is Paddle's own float32 error).

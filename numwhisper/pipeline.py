@@ -14,7 +14,7 @@ from .decoding import DecodingOptions
 from .hub import DEFAULT_MODEL
 from .inputs import WorkItem, expand_inputs
 from .result import Result
-from .transcribe import Model, load_model, transcribe_mel
+from .transcribe import Model, load_model, transcribe_samples
 
 PIPELINE_NAME = "multilingual_speech_recognition"
 CONFIG_FILE = f"{PIPELINE_NAME}.yaml"
@@ -126,9 +126,7 @@ def transcribe_item(model: Model, item: WorkItem, options: DecodingOptions, prog
     loaded = item.load(compat=options.compat)
     if not loaded.ok:
         raise loaded.error
-    mel = model.backend.log_mel(loaded.audio)  # [n_mels, T]
-    result = transcribe_mel(model, mel, options, progress=progress)
-    return {"input_path": loaded.input_path, "result": result}
+    return transcribe_samples(model, loaded.audio, options, loaded.input_path, progress=progress)
 
 
 class Pipeline:

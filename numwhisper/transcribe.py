@@ -199,8 +199,15 @@ def transcribe(model: Union[Model, str], audio, options: DecodingOptions = Decod
         model = load_model(model)
     input_path = str(audio) if isinstance(audio, (str, Path)) else None
     _, samples = load_input(audio, sample_rate=sample_rate, compat=options.compat)  # [N]
+    return transcribe_samples(model, samples, options, input_path, encode=encode)
+
+
+def transcribe_samples(model: Model, samples: np.ndarray, options: DecodingOptions,
+                       input_path: Optional[str] = None, encode: WindowEncoder = encode_window,
+                       progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    """16 kHz mono float32 samples [N] -> PaddleX's result dict {"input_path", "result"}."""
     mel = model.backend.log_mel(samples)  # [n_mels, T]
-    result = transcribe_mel(model, mel, options, encode=encode)
+    result = transcribe_mel(model, mel, options, encode=encode, progress=progress)
     return {"input_path": input_path, "result": result}
 
 
