@@ -6,6 +6,16 @@ canonical safetensors file), ``convert`` (the one rename/transpose table), ``ct2
 and ``paddle_dir`` (the foreign formats).
 """
 
+import os as _os
+
+# Thread behaviour between parallel regions, read when NumPy's OpenBLAS and Numba's OpenMP start
+# (so only if nothing imported them before numwhisper; the environment's own values win). Idle
+# threads that spin take the core from the other library's threads, which run right after:
+# spinning OpenMP threads slowed the encoder 1.5x on two cores, and OpenBLAS's default spin of
+# 2^28 cycles after each product costs 12% of an encoder window (0.86 -> 0.76 s); 2^4 yields at once.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 __version__ = "0.1.0"
 
 

@@ -61,7 +61,7 @@ BACKEND_MEMBERS = ("dims", "log_mel", "encode", "cross_kv", "new_cache", "decode
 
 @dataclass(frozen=True)
 class NumpyBackend:
-    """The NumPy + Numba backend: ``numwhisper.model`` over float32 weights, on the CPU."""
+    """The NumPy + Numba backend: ``numwhisper.model`` over its Weights, on the CPU."""
 
     weights: whisper_model.Weights
     name: str = "numpy"

@@ -176,15 +176,10 @@ def compression_ratio(text: str) -> float:
     return len(text) / len(zlib.compress(text.encode("utf-8")))
 
 
-def top_k(row: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The k largest entries of row [V], best first, ties by lower index -> (values [k], indices [k])."""
-    k = min(k, row.shape[0])
-    part = np.argpartition(-row, k - 1)[:k]  # [k] unordered
-    threshold = row[part].min()
-    candidates = np.flatnonzero(row >= threshold)  # [>= k] every entry tying with the k-th
-    order = np.lexsort((candidates, -row[candidates]))[:k]  # value descending, then index
-    indices = candidates[order]  # [k]
-    return row[indices], indices
+def top_k(rows: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The k largest entries of each row of rows [B, V], best first, ties by lower index ->
+    (values [B, k], indices [B, k])."""
+    return kernels.top_k_rows(np.ascontiguousarray(rows), k)
 
 
 # ---------------------------------------------------------------------------------- logit filters
@@ -339,11 +334,11 @@ class BeamSearchDecoder:
     def update(self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray, state: BeamState):
         """One step -> (tokens [beam, T + 1], sum_logprobs [beam], source rows [beam], state, done)."""
         logprobs = log_softmax(logits)  # [beam, V]
+        best_values, best_indices = top_k(logprobs, self.beam_size + 1)  # [beam, beam + 1] each
         scores, sources = {}, {}
         for j in range(tokens.shape[0]):
             prefix = tuple(int(t) for t in tokens[j])
-            values, indices = top_k(logprobs[j], self.beam_size + 1)  # [beam + 1] each
-            for logprob, token in zip(values, indices):
+            for logprob, token in zip(best_values[j], best_indices[j]):
                 sequence = prefix + (int(token),)
                 scores[sequence] = float(np.float32(sum_logprobs[j]) + logprob)  # float32 sum, as paddle
                 sources[sequence] = j

@@ -1,6 +1,9 @@
 """Numba kernels for the Whisper transformer: layer norm, exact GELU, softmax, attention, conv1d.
 
-Arrays are C-contiguous and updated in place where the docstring says so. Large matrix products are
+Arrays are C-contiguous and updated in place where the docstring says so. Weight matrices may also
+come as uint16 arrays holding IEEE half-precision bits (the decoder's 16-bit checkpoint tensors, see
+model.py): ``_to_float32`` widens each element exactly where it is read, so such a product reads half
+the bytes and gives the very same float32 result. Large matrix products are
 left to NumPy's BLAS; these kernels do the element-wise and row-wise work around them, plus the
 decoder's products with few rows (``linear_rows``), its masked attention over the kv cache and its
 attention over the audio window (``cross_attention``).
@@ -23,11 +26,11 @@ import glob
 import math
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when Numba first starts its OpenMP threads
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 LAYER_NORM_EPS = 1e-5  # Whisper's (and paddle.nn.LayerNorm's default) epsilon
 
@@ -49,6 +52,29 @@ _ERF_Q1, _ERF_Q2, _ERF_Q3, _ERF_Q4 = 5.10909588e-01, 1.15184262e-01, 1.43909438e
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 _EXP_FLOOR = -700.0  # exp(-700) is 0 in float32; keeps 2^n a normal float64
+
+
+@intrinsic
+def _to_float32(typingctx, value):
+    """A float32 as is, or the exact float32 of a half-precision number held as its uint16 bits
+    (one ``fpext`` from LLVM's half type: vcvtph2ps on x86 with F16C)."""
+    if value == types.float32:
+        return types.float32(value), lambda context, builder, signature, args: args[0]
+    if value == types.uint16:
+        def widen(context, builder, signature, args):
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+        return types.float32(value), widen
+    return None
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def half_to_float32(bits):
+    """float32 [N, D] of half-precision numbers given as their bits, uint16 [N, D]; exact."""
+    out = np.empty(bits.shape, np.float32)
+    for i in prange(bits.shape[0]):
+        for j in range(bits.shape[1]):
+            out[i, j] = _to_float32(bits[i, j])
+    return out
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -187,6 +213,31 @@ def sequential_row_sums(x):
     return out
 
 
+@njit(cache=True)
+def top_k_rows(x, k):
+    """The k largest entries of each row of x [B, V] (no NaN), best first, ties by lower index ->
+    (values [B, k] of x's dtype, indices [B, k] int64). One pass per row keeping a sorted list."""
+    n_rows, n = x.shape
+    k = min(k, n)
+    values = np.empty((n_rows, k), x.dtype)
+    indices = np.empty((n_rows, k), np.int64)
+    for b in range(n_rows):
+        size = 0
+        for j in range(n):
+            v = x[b, j]
+            if size == k and v <= values[b, k - 1]:
+                continue  # not better than the k-th (an equal value comes later, so ranks lower)
+            pos = min(size, k - 1)
+            while pos > 0 and values[b, pos - 1] < v:
+                values[b, pos] = values[b, pos - 1]
+                indices[b, pos] = indices[b, pos - 1]
+                pos -= 1
+            values[b, pos] = v
+            indices[b, pos] = j
+            size = min(size + 1, k)
+    return values, indices
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _softmax_row(x, n, e, bits, two_k):
     """Softmax of x[:n] in place, x[n:] set to 0 (masked). Scratch: e float64 [>= n], bits int64
@@ -284,47 +335,91 @@ def causal_self_attention(q, k, v, n_head, offset):
 def cross_attention(q, keys, values):
     """Attention of q [N, D] (scaled) over one audio window: keys [H, d_head, S] (scaled) and
     values [H, S, d_head] -> [N, D], heads side by side. Every row sees all S positions; each
-    head's keys and values are read once per row from cache. One thread.
+    head's keys and values are read once for all N rows. One thread.
     """
     n_head, d_head, n_ctx = keys.shape
     n = q.shape[0]
     out = np.empty((n, n_head * d_head), np.float32)
-    w, e, bits, two_k, acc = _attention_scratch(n_ctx, d_head)
+    w = np.empty((n, n_ctx), np.float32)  # [N, S] one head's attention weights
+    acc = np.empty((n, d_head), np.float32)  # [N, d_head]
+    e = np.empty(n_ctx, np.float64)
+    bits = np.empty(n_ctx, np.int64)
+    two_k = bits.view(np.float64)
     for h in range(n_head):
         lo = h * d_head
-        for i in range(n):
-            w[:] = 0.0
-            for c in range(d_head):
+        w[:] = 0.0
+        for c in range(d_head):
+            for i in range(n):
                 qc = q[i, lo + c]
                 for j in range(n_ctx):
-                    w[j] += qc * keys[h, c, j]
-            _softmax_row(w, n_ctx, e, bits, two_k)
-            acc[:] = 0.0
-            for j in range(n_ctx):
-                wj = w[j]
+                    w[i, j] += qc * keys[h, c, j]
+        acc[:] = 0.0
+        for i in range(n):
+            _softmax_row(w[i], n_ctx, e, bits, two_k)
+        for j in range(n_ctx):
+            for i in range(n):
+                wij = w[i, j]
                 for c in range(d_head):
-                    acc[c] += wj * values[h, j, c]
-            out[i, lo:lo + d_head] = acc
+                    acc[i, c] += wij * values[h, j, c]
+        out[:, lo:lo + d_head] = acc
     return out
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _dot_row(x, w, b, o):
+    """x[b] . w[o] in float32."""
+    s = np.float32(0.0)
+    for i in range(x.shape[1]):
+        s += x[b, i] * _to_float32(w[o, i])
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _linear_block(x, w, out, start, stop):
-    """out[:, start:stop] = x @ w[start:stop].T, one weight row at a time."""
+    """out[:, start:stop] = x @ w[start:stop].T, one weight row at a time: rows of x four at a time
+    (each weight element read once for the four), the rest one by one. Every output is the same
+    dot product either way."""
+    n = x.shape[0]
     for o in range(start, stop):
-        for b in range(x.shape[0]):
-            s = np.float32(0.0)
+        b = 0
+        while b + 4 <= n:
+            s0 = np.float32(0.0)
+            s1 = np.float32(0.0)
+            s2 = np.float32(0.0)
+            s3 = np.float32(0.0)
             for i in range(x.shape[1]):
-                s += x[b, i] * w[o, i]
-            out[b, o] = s
+                wi = _to_float32(w[o, i])
+                s0 += x[b, i] * wi
+                s1 += x[b + 1, i] * wi
+                s2 += x[b + 2, i] * wi
+                s3 += x[b + 3, i] * wi
+            out[b, o] = s0
+            out[b + 1, o] = s1
+            out[b + 2, o] = s2
+            out[b + 3, o] = s3
+            b += 4
+        for r in range(b, n):
+            out[r, o] = _dot_row(x, w, r, o)
 
 
 @njit(cache=True, error_model="numpy")
 def linear_rows(x, w):
-    """x [N, D_in] times w [D_out, D_in] transposed -> [N, D_out], for a few rows (the decoder's
-    beams): each weight row is read once for all N rows, which BLAS does not manage for small N."""
+    """x [N, D_in] times w [D_out, D_in] (float32 or half-precision bits) transposed -> float32
+    [N, D_out], for a few rows (the decoder's beams): each weight row is read once for all N rows,
+    which BLAS does not manage for small N."""
     out = np.empty((x.shape[0], w.shape[0]), np.float32)
     _linear_block(x, w, out, 0, w.shape[0])
+    return out
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def linear_rows_parallel(x, w, n_blocks):
+    """linear_rows with the weight's rows split in n_blocks blocks run in parallel (one per thread):
+    for a weight so large that reading it dominates (the decoder's token embedding); same result."""
+    out = np.empty((x.shape[0], w.shape[0]), np.float32)
+    block = (w.shape[0] + n_blocks - 1) // n_blocks
+    for t in prange(n_blocks):
+        _linear_block(x, w, out, t * block, min(w.shape[0], (t + 1) * block))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Whisper's transformer (audio encoder and text decoder) as plain functions over float32 weights.
+"""Whisper's transformer (audio encoder and text decoder) as plain functions over the weights.
 
 Weights are held in a frozen ``Weights`` whose tensor names are the checkpoint's (OpenAI's). The
 decoder keeps its keys and values in an explicit ``KVCache`` that ``decode`` takes and returns:
@@ -10,7 +10,9 @@ d_head**-0.25 after their bias; exact (erf) GELU; layer norm with eps 1e-5; the 
 the transposed token embedding; language probabilities are a softmax over the language tokens' logits
 after one decoder step on <|startoftranscript|>. The encoder's convolutions and the projections of
 its first ``EXACT_LAYERS`` blocks are summed in float64 and rounded to float32 where Paddle rounds
-(see ``encode``); everything else, the decoder included, is float32.
+(see ``encode``); everything else, the decoder included, is float32. The decoder's weight matrices
+stay in the checkpoint's float16 (``keeps_float16``): widened exactly as they are read, they give the
+same float32 products from half the memory traffic, which is what bounds a decoder step.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping, Optional, Sequence
 
+import numba
 import numpy as np
 
 from . import kernels
@@ -28,11 +31,18 @@ from .checkpoint import Checkpoint, ModelDims, load
 ROWS_FOR_THREADS = 64  # kernels split rows across threads from this many rows on
 EXACT_LAYERS = 2  # encoder blocks whose projections sum in float64 (see encode)
 FEW_ROWS = 16  # up to this many rows, products with a weight matrix use kernels.linear_rows, not BLAS
+PARALLEL_OUT_ROWS = 8192  # few-row products with a weight this tall split it across threads
+WIDEN_ROWS = 4096  # a float16 weight matrix meets BLAS this many rows at a time (8 MB in float32)
 
 
 @dataclass(frozen=True)
 class Weights:
-    """A model's tensors in float32 (C-contiguous), named and laid out as in the checkpoint."""
+    """A model's tensors, named and laid out as in the checkpoint, C-contiguous and read-only.
+
+    Float32, except the decoder's weight matrices (its Linear weights and the token embedding) when
+    the checkpoint stores them in float16: those stay float16, memory-mapped from the file (see
+    ``keeps_float16``), and are widened exactly as products read them.
+    """
 
     dims: ModelDims
     tensors: Mapping[str, np.ndarray]
@@ -74,11 +84,28 @@ class KVCache:
         return self.keys[0].shape[0]
 
 
+def keeps_float16(name: str, tensor: np.ndarray) -> bool:
+    """Whether a checkpoint tensor stays float16 in Weights: a decoder weight matrix stored in float16.
+
+    The decoder reads every such matrix once per token, so memory traffic sets its speed; 16-bit
+    storage halves it, and widening each element as it is read gives the same float32 products.
+    """
+    return (tensor.dtype == np.float16 and tensor.ndim == 2 and name.startswith("decoder.")
+            and name != "decoder.positional_embedding")
+
+
+def _as_float32(tensor: np.ndarray) -> np.ndarray:
+    """A checkpoint tensor as a new C-contiguous float32 array (exact for float16 sources)."""
+    if tensor.dtype == np.float16 and tensor.ndim == 2:
+        return kernels.half_to_float32(np.ascontiguousarray(tensor).view(np.uint16))  # [N, D]
+    return np.array(tensor, dtype=np.float32, order="C")
+
+
 def weights_from_checkpoint(checkpoint: Checkpoint) -> Weights:
-    """Upcast a checkpoint's tensors to float32 once; the result is read-only."""
+    """Weights of a checkpoint: float32 copies, and views of the float16 matrices ``keeps_float16`` names."""
     tensors = {}
     for name, tensor in checkpoint.tensors.items():
-        array = np.ascontiguousarray(tensor, dtype=np.float32)
+        array = np.asarray(tensor) if keeps_float16(name, tensor) else _as_float32(tensor)
         array.flags.writeable = False
         tensors[name] = array
     return Weights(dims=checkpoint.dims, tensors=MappingProxyType(tensors))
@@ -97,11 +124,36 @@ def _layer_norm(w: Weights, name: str, x: np.ndarray, dtype=np.float32) -> np.nd
     return out
 
 
+def _kernel_operand(weight: np.ndarray) -> np.ndarray:
+    """A weight as Numba kernels take it: float32 as is, float16 as its uint16 bits (same memory)."""
+    return weight.view(np.uint16) if weight.dtype == np.float16 else weight
+
+
+def _widened(weight: np.ndarray, dtype) -> np.ndarray:
+    """A weight matrix [D_out, D_in] in ``dtype`` (float32 or float64) for a BLAS product."""
+    if weight.dtype == np.float16:
+        weight = kernels.half_to_float32(weight.view(np.uint16))  # [D_out, D_in]
+    return weight.astype(dtype, copy=False)
+
+
 def _times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """x [N, d_in] times a Linear weight [d_out, d_in] transposed -> [N, d_out] in x's dtype."""
+    """x [N, d_in] times a Linear weight [d_out, d_in] transposed -> [N, d_out] in x's dtype.
+
+    Few float32 rows go through ``kernels.linear_rows`` (split across threads for the token
+    embedding, whose reading dominates a decoder step); more through BLAS, a float16 weight widened
+    ``WIDEN_ROWS`` rows at a time (the token embedding would be 106 MB in float32 at once).
+    """
     if x.dtype == np.float32 and x.shape[0] <= FEW_ROWS:
-        return kernels.linear_rows(x, weight)  # [N, d_out]
-    return x @ weight.astype(x.dtype, copy=False).T  # [N, d_out]
+        if weight.shape[0] >= PARALLEL_OUT_ROWS:
+            return kernels.linear_rows_parallel(x, _kernel_operand(weight), numba.get_num_threads())  # [N, d_out]
+        return kernels.linear_rows(x, _kernel_operand(weight))  # [N, d_out]
+    if weight.dtype != np.float16 or weight.shape[0] <= WIDEN_ROWS:
+        return x @ _widened(weight, x.dtype).T  # [N, d_out]
+    out = np.empty((x.shape[0], weight.shape[0]), x.dtype)  # [N, d_out]
+    for start in range(0, weight.shape[0], WIDEN_ROWS):
+        stop = min(start + WIDEN_ROWS, weight.shape[0])
+        out[:, start:stop] = x @ _widened(weight[start:stop], x.dtype).T  # [N, stop - start]
+    return out
 
 
 def _add_residual(w: Weights, name: str, x: np.ndarray, y: np.ndarray) -> None:
@@ -290,8 +342,8 @@ def decode(w: Weights, tokens, cache: KVCache):
         raise ValueError(f"decode: {start + n_new} tokens exceed the text context of {dims.n_text_ctx}")
     if tokens.size and (tokens.min() < 0 or tokens.max() >= dims.n_vocab):
         raise ValueError(f"decode: token ids must lie in [0, {dims.n_vocab})")
-    embedding = w["decoder.token_embedding.weight"]  # [n_vocab, d]
-    x = embedding[tokens] + w["decoder.positional_embedding"][start:start + n_new]  # [B, T_new, d]
+    embedding = w["decoder.token_embedding.weight"]  # [n_vocab, d] float32 or float16
+    x = embedding[tokens].astype(np.float32) + w["decoder.positional_embedding"][start:start + n_new]  # [B, T_new, d]
     x = x.reshape(n_batch * n_new, dims.n_text_state)  # [B T, d]
     for i in range(dims.n_text_layer):
         _decoder_block(w, i, x, cache, n_batch, n_new)

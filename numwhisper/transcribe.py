@@ -47,8 +47,8 @@ class Model:
     @classmethod
     def with_backend(cls, backend: Backend, metadata: dict) -> "Model":
         """A model over any backend, with the tokenizers of a model file's metadata."""
-        return cls(backend=backend, tokenizer=Tokenizer.from_metadata(metadata),
-                   paddlex_tokenizer=Tokenizer.from_metadata(metadata, paddlex_lost_merge=True))
+        tokenizer = Tokenizer.from_metadata(metadata)
+        return cls(backend=backend, tokenizer=tokenizer, paddlex_tokenizer=tokenizer.with_options(paddlex_lost_merge=True))
 
     @property
     def weights(self):

@@ -64,9 +64,21 @@ def test_log_softmax_clamps_at_64_below_the_row_max_like_paddle():
 
 
 def test_top_k_is_descending_with_ties_by_lower_id():
-    row = np.array([1, 3, 3, 2, 3, 0, 3], dtype=np.float32)
+    row = np.array([[1, 3, 3, 2, 3, 0, 3], [0, 0, -np.inf, 5, 0, 0, 0]], dtype=np.float32)
     values, ids = top_k(row, 3)
-    assert ids.tolist() == [1, 2, 4] and values.tolist() == [3, 3, 3]
+    assert ids.tolist() == [[1, 2, 4], [3, 0, 1]] and values.tolist() == [[3, 3, 3], [5, 0, 0]]
+
+
+def test_top_k_matches_a_full_sort_on_rows_full_of_ties():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        rows = rng.integers(-3, 4, size=(rng.integers(1, 6), rng.integers(1, 30))).astype(np.float32)  # [B, V]
+        rows[:, ::3] = -np.inf
+        k = int(rng.integers(1, 8))
+        values, ids = top_k(rows, k)
+        for row, got_values, got_ids in zip(rows, values, ids):
+            order = np.lexsort((np.arange(row.shape[0]), -row))[:k]  # value descending, then index
+            assert got_ids.tolist() == order.tolist() and got_values.tolist() == row[order].tolist()
 
 
 def test_compression_ratio_is_zlib_based():

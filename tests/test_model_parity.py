@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from numwhisper import golden, golden_check
+from numwhisper import model as whisper_model
 from numwhisper.checkpoint import load
 from numwhisper.tokenizer import Tokenizer
 from numwhisper.tolerances import DECODER_CACHE_ATOL, LANGUAGE_PROBS_ATOL
@@ -192,3 +193,28 @@ def test_language_probs_are_a_distribution(backend_id, outputs):
     probs = ours["language_probs"]  # [99]
     assert probs.shape == (len(tensors.language_codes),) and probs.dtype == np.float32
     assert abs(float(probs.sum(dtype=np.float64)) - 1.0) <= LANGUAGE_PROBS_ATOL and (probs >= 0).all()
+
+
+def test_float16_decoder_matrices_give_the_float32_products_exactly(model_files):
+    """The NumPy backend keeps the decoder's float16 matrices as stored; every product path (one row,
+    a beam of rows, the threaded vocabulary projection, BLAS for a prompt, cross_kv) must equal the
+    same model run on float32 copies, bit for bit."""
+    checkpoint = load(model_files["tiny.en"])
+    kept = whisper_model.weights_from_checkpoint(checkpoint)
+    widened = whisper_model.Weights(kept.dims, {name: np.asarray(t, dtype=np.float32) for name, t in kept.tensors.items()})
+    half = sorted(name for name, t in kept.tensors.items() if t.dtype == np.float16)
+    assert "decoder.token_embedding.weight" in half and "decoder.blocks.0.mlp.0.weight" in half
+    assert all(name.startswith("decoder.") for name in half) and "decoder.positional_embedding" not in half
+    mel = golden_check.encoder_input(golden.load_case("tiny.en", "en_jfk"))  # [80, 3000]
+    features = whisper_model.encode(kept, mel)  # [1500, d]
+    runs = []
+    for weights in (kept, widened):
+        cross = whisper_model.cross_kv(weights, features)
+        prompt = TOKENS + TOKENS[2:] * 2  # 26 rows: the BLAS path, the embedding widened in blocks
+        logits, cache = whisper_model.decode(weights, np.array([prompt]), whisper_model.new_cache(weights, cross))
+        step, cache = whisper_model.decode(weights, np.array([[TOKENS[3]]]), cache)  # one row
+        beams, _ = whisper_model.decode(weights, np.array([[t] for t in TOKENS[3:8]]),
+                                        whisper_model.reorder(cache, [0] * 5))  # five rows
+        runs.append((cross.keys[0], cross.values[-1], logits, step, beams))
+    for ours, reference in zip(*runs):
+        assert np.array_equal(ours, reference), np.abs(ours - reference).max()

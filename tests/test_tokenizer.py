@@ -13,6 +13,7 @@ import base64
 import gzip
 import json
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from safetensors import safe_open
 import tokenizer_corpus
 from numwhisper.checkpoint import ModelFileError
 from numwhisper.languages import LANGUAGES
-from numwhisper.tokenizer import Tokenizer, pretokenize
+from numwhisper.tokenizer import SCANNED_PLANES, WHITESPACE_RANGES, Tokenizer, pretokenize, pretokenize_pattern
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "tokenizer"
 VOCABS = {"multilingual": "base", "gpt2": "tiny.en"}  # vocabulary -> model carrying it
@@ -98,6 +99,22 @@ def test_pretokenize_matches_the_regex_module_on_the_corpus(texts):
     pattern = regex.compile(GPT2_PATTERN)
     for text in texts:
         assert pretokenize(text) == pattern.findall(text), repr(text)
+
+
+def test_letter_and_number_classes_equal_a_full_category_scan():
+    """pretokenize_pattern filters with str.isalpha / str.isnumeric before asking unicodedata; on this
+    Python's Unicode data that must give exactly categories L* and N*."""
+    scanned = [chr(cp) for plane in SCANNED_PLANES for cp in range(plane << 16, (plane + 1) << 16)]
+    space = {chr(cp) for first, last in WHITESPACE_RANGES for cp in range(first, last + 1)}
+    runs = {"L": [], "N": [], "other": []}
+    for c in scanned:
+        major = unicodedata.category(c)[0]
+        if c not in space:
+            runs[major if major in "LN" else "other"].append(c)
+    pattern = pretokenize_pattern()
+    for kind, chars in runs.items():  # each class in one piece: nothing missing, nothing extra
+        text = "".join(chars)
+        assert pattern.findall(text) == [text], kind
 
 
 # ---------------------------------------------------------------------------- exact vs tiktoken
@@ -201,6 +218,16 @@ def test_suppress_tokens(vocab, metadata):
 # ---------------------------------------------------------------------------- PaddleX options
 
 
+def test_with_options_equals_a_tokenizer_built_with_them(metadata, texts):
+    default = Tokenizer.from_metadata(metadata["multilingual"])
+    shared = default.with_options(paddlex_lost_merge=True)
+    built = Tokenizer.from_metadata(metadata["multilingual"], paddlex_lost_merge=True)
+    assert shared.options == built.options and default.options.paddlex_lost_merge is False
+    for text in texts[:200]:
+        assert shared.encode(text) == built.encode(text), repr(text)
+    assert default.encode(" the") == [264] and shared.encode(" the") == [220, 3322]  # memos stay apart
+
+
 def test_options_defaults_and_their_effects(metadata):
     default = Tokenizer.from_metadata(metadata["multilingual"])
     assert (default.options.paddlex_lost_merge, default.options.paddlex_cleanup) == (False, True)
@@ -267,3 +294,8 @@ def test_bad_metadata_is_refused(metadata):
     del vocab["Ġt"]
     with pytest.raises(ModelFileError):
         Tokenizer.from_metadata({**good, "tokenizer.vocab": json.dumps(vocab)})
+    for stray in (" t", "中", "\x00t"):  # a raw space, a non-Latin-1 character, a byte the table shifts
+        vocab = json.loads(good["tokenizer.vocab"])
+        vocab[stray] = vocab.pop("Ġt")
+        with pytest.raises(ModelFileError, match="not a byte-level token"):
+            Tokenizer.from_metadata({**good, "tokenizer.vocab": json.dumps(vocab)})
