@@ -4,8 +4,9 @@
 
 Floors: the encoder's FLOPs (convolutions, projections, attention products, counted from the
 model's dims) at the sgemm throughput measured here (NumPy's BLAS on [1500, d] x [d, 4d]); a
-decoder step's FLOPs likewise, and its bytes (every weight it reads in float32 plus the window's
-cross-attention keys and values) at the memory bandwidth measured here (a sum over 512 MiB).
+decoder step's FLOPs likewise, and its bytes (every weight it reads, at its stored size - the
+decoder's float16 matrices at 2 bytes - plus the window's cross-attention keys and values and the
+self-attention cache) at the memory bandwidth measured here (a sum over 512 MiB).
 
 Cold start: ``python -m numwhisper golden/audio/en_jfk.wav --model tiny.en`` twice in fresh
 processes (the second finds Numba's on-disk cache warm; ``NUMBA_DEBUG_CACHE=1`` shows whether it
@@ -59,13 +60,22 @@ def encoder_flops(dims) -> float:
     return conv + dims.n_audio_layer * layer
 
 
-def decoder_step(dims, batch: int, n_past: int = 100) -> tuple:
+def step_weight_bytes(w) -> int:
+    """Bytes of the weights one decoder step reads, as stored (cross-attention key/value weights are
+    only used by cross_kv, positional embeddings one row at a time)."""
+    skipped = (".cross_attn.key.", ".cross_attn.value.", "positional_embedding")
+    return sum(t.nbytes for name, t in w.tensors.items()
+               if name.startswith("decoder.") and not any(part in name for part in skipped))
+
+
+def decoder_step(w, batch: int, n_past: int = 100) -> tuple:
     """(FLOPs, bytes read) of one decoder step for ``batch`` sequences with n_past cached tokens."""
+    dims = w.dims
     d, s = dims.n_text_state, dims.n_audio_ctx
     weights = dims.n_text_layer * (4 * d * d + 2 * d * d + 8 * d * d) + dims.n_vocab * d
     attention = dims.n_text_layer * 2 * d * (n_past + s)  # self (per sequence) and cross keys/values
     flops = 2 * batch * (weights + attention)
-    bytes_read = 4 * (weights + dims.n_text_layer * 2 * d * (batch * n_past + s))
+    bytes_read = step_weight_bytes(w) + 4 * dims.n_text_layer * 2 * d * (batch * n_past + s)
     return flops, bytes_read
 
 
@@ -137,7 +147,7 @@ def main(argv=None) -> None:
             state["cache"] = model.reorder(state["cache"], list(range(batch)))
 
         t_step = float(np.median([_median_time(step, 1) for _ in range(40)]))
-        flops, nbytes = decoder_step(dims, batch)
+        flops, nbytes = decoder_step(w, batch)
         t_flop, t_mem = flops / gflops / 1e9, nbytes / gbs / 1e9
         lines.append(f"| decoder step, {batch} sequence{'s' if batch > 1 else ''} (100 cached tokens) | "
                      f"{t_step * 1e3:.1f} ms | {max(t_flop, t_mem) * 1e3:.1f} ms | {t_step / max(t_flop, t_mem):.2f} | "

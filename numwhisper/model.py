@@ -286,11 +286,12 @@ def reorder(cache: KVCache, indices: Sequence[int]) -> KVCache:
 def _cross_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Attention of q [N, d] (scaled) over one window's keys [H, d_head, S] and values [H, S, d_head] -> [N, d].
 
-    A few rows (a decoder step) go through ``kernels.cross_attention``; many rows (a prompt) as two
-    BLAS products per head.
+    One row (a greedy step) goes through ``kernels.cross_attention``; several (beams, a prompt) as
+    two batched BLAS products over the heads, 2-3x faster from two rows on (the same values, as
+    BLAS also sums each product front to back).
     """
-    if q.shape[0] <= FEW_ROWS:
-        return kernels.cross_attention(q, keys, values)  # [N, d]
+    if q.shape[0] == 1:
+        return kernels.cross_attention(q, keys, values)  # [1, d]
     n_head, d_head, n_ctx = keys.shape
     n = q.shape[0]
     qh = np.ascontiguousarray(q.reshape(n, n_head, d_head).transpose(1, 0, 2))  # [H, N, d_head]

@@ -46,6 +46,8 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
+import numpy as np
+
 from .checkpoint import ModelFileError
 from .languages import LANGUAGES, PADDLEX_CODE_ALIASES
 
@@ -115,15 +117,21 @@ def bytes_to_unicode() -> dict:
     return table
 
 
-def _code_point_ranges(code_points: Iterable[int]) -> list:
-    """Sorted code points -> [(first, last), ...] of consecutive runs."""
-    runs = []
-    for cp in code_points:
-        if runs and runs[-1][1] == cp - 1:
-            runs[-1][1] = cp
-        else:
-            runs.append([cp, cp])
-    return runs
+def _code_point_ranges(chars: str) -> list:
+    """The code points of chars (ascending) as [(first, last), ...] runs of consecutive ones."""
+    cps = np.frombuffer(chars.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.int64)  # [n]
+    if cps.shape[0] == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(cps) != 1)  # [runs - 1] last index of every run but the final one
+    firsts = np.concatenate([cps[:1], cps[breaks + 1]])  # [runs]
+    lasts = np.concatenate([cps[breaks], cps[-1:]])  # [runs]
+    return list(zip(firsts.tolist(), lasts.tolist()))
+
+
+def _scanned_characters() -> str:
+    """Every code point of SCANNED_PLANES as one string, in order (surrogates included)."""
+    planes = [np.arange(plane << 16, (plane + 1) << 16, dtype="<u4") for plane in SCANNED_PLANES]
+    return np.concatenate(planes).tobytes().decode("utf-32-le", "surrogatepass")
 
 
 def _class_body(ranges: Iterable) -> str:
@@ -135,12 +143,6 @@ def _class_body(ranges: Iterable) -> str:
     return "".join(parts)
 
 
-def _general_category_runs(major: str, candidates: str) -> list:
-    """Runs of the characters of ``candidates`` whose Unicode general category starts with ``major``."""
-    picked = (ord(c) for c in candidates if unicodedata.category(c)[0] == major)
-    return _code_point_ranges(picked)
-
-
 @lru_cache(maxsize=1)
 def pretokenize_pattern() -> re.Pattern:
     """GPT-2's pre-tokenization pattern for ``re``, its classes built from ``unicodedata``.
@@ -149,9 +151,10 @@ def pretokenize_pattern() -> re.Pattern:
     has a numeric value (``str.isnumeric``); filtering with those C methods first leaves
     ``unicodedata.category`` a few thousand characters to look at instead of 330 000.
     """
-    scanned = "".join(chr(cp) for plane in SCANNED_PLANES for cp in range(plane << 16, (plane + 1) << 16))
-    L = _class_body(_code_point_ranges(map(ord, filter(str.isalpha, scanned))))
-    N = _class_body(_general_category_runs("N", "".join(filter(str.isnumeric, scanned))))
+    scanned = _scanned_characters()
+    L = _class_body(_code_point_ranges("".join(filter(str.isalpha, scanned))))
+    numeric = filter(str.isnumeric, scanned)
+    N = _class_body(_code_point_ranges("".join(c for c in numeric if unicodedata.category(c)[0] == "N")))
     S = _class_body(WHITESPACE_RANGES)
     return re.compile(
         rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{L}]+| ?[{N}]+| ?[^{S}{L}{N}]+|[{S}]+(?![^{S}])|[{S}]+"
