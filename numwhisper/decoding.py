@@ -430,6 +430,25 @@ def detect_language(backend: Backend, tokenizer: Tokenizer, audio_features: np.n
     return codes[int(np.argmax(probs))], dict(zip(codes, (float(p) for p in probs)))
 
 
+def needs_detection(tokenizer: Tokenizer, options: DecodingOptions) -> bool:
+    """Whether the language must be detected: none given, and the model is multilingual."""
+    return options.language is None and tokenizer.is_multilingual
+
+
+def choose_language(tokenizer: Tokenizer, options: DecodingOptions, detected: Optional[str]) -> Tuple[str, str]:
+    """(code to decode with, code the result reports) from options.language, else the ``detected``
+    code (PaddleX's spelling; None unless needs_detection), else English for English-only models.
+
+    compat="paddlex" reports options.language as given; otherwise in PaddleX's spelling.
+    """
+    if options.language is not None:
+        language = language_code(options.language)
+        return language, options.language if options.paddlex else output_language_code(language)
+    if detected is not None:
+        return language_code(detected), detected
+    return "en", "en"
+
+
 def check_english_only(tokenizer: Tokenizer, language: str, options: DecodingOptions) -> None:
     """ValueError when an English-only model is asked to transcribe another language.
 
@@ -563,14 +582,10 @@ def decode(backend: Backend, tokenizer: Tokenizer, audio_features: np.ndarray,
     backend = as_backend(backend)
     if cross is None:
         cross = backend.cross_kv(audio_features)
-    language_probs = None
-    if options.language is not None:
-        language = language_code(options.language)
-    elif tokenizer.is_multilingual:
+    detected, language_probs = None, None
+    if needs_detection(tokenizer, options):
         detected, language_probs = detect_language(backend, tokenizer, audio_features, cross)
-        language = language_code(detected)
-    else:
-        language = "en"
+    language, _ = choose_language(tokenizer, options, detected)
     if rng is None and options.temperature > 0:
         rng = sampling_generator(options, ())
     task = DecodingTask.build(backend, tokenizer, options, language, prompt)

@@ -277,7 +277,7 @@ def kind_of(source) -> str:
         return "path"
     if not isinstance(source, str):
         return "unknown"
-    if _SCHEME.match(source):
+    if is_url(source):
         return "url"
     if source[:5].lower() == "data:":
         return "data-uri"
@@ -292,6 +292,11 @@ def path_exists(text: str) -> bool:
         return Path(text).exists()
     except (OSError, ValueError):
         return False
+
+
+def is_url(text: str) -> bool:
+    """Whether text starts with a URL scheme ("scheme://"), any scheme (only http and https are fetched)."""
+    return _SCHEME.match(text) is not None
 
 
 def looks_like_base64(text: str) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Iterable, Optional, Tuple, Union
@@ -28,11 +27,11 @@ from typing import Iterable, Optional, Tuple, Union
 import numpy as np
 import soundfile
 
-from .inputs import AUDIO_SUFFIXES, FetchOptions, InputError, base64_payload, fetch_url, load_input, looks_like_base64
+from .inputs import (AUDIO_SUFFIXES, FetchOptions, InputError, base64_payload, fetch_url, is_url, load_input,
+                     looks_like_base64)
 
 DEFAULT_MAX_AUDIO_SECONDS = 1800.0
 BASE64_NAME = "audio (base64)"
-URL_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # any scheme; only http(s) is fetched
 
 
 class Refused(ValueError):
@@ -83,7 +82,7 @@ def looks_like_path(text: str) -> bool:
 
 def classify(text: str) -> str:
     """Which reader an ``audio`` string needs: "url", "base64" or "path" (nothing is probed on disk)."""
-    if URL_PREFIX.match(text):
+    if is_url(text):
         return "url"
     if text[:5].lower() == "data:" or looks_like_base64(text) or not looks_like_path(text):
         return "base64"

@@ -22,12 +22,12 @@ import numpy as np
 from .backend import Backend, load_backend
 from .inputs import load_input
 from .checkpoint import Checkpoint
-from .decoding import (DecodingOptions, DecodingResult, DecodingTask, detect_language, output_language_code,
-                       sampling_generator, text_of)
+from .decoding import (DecodingOptions, DecodingResult, DecodingTask, choose_language, detect_language,
+                       needs_detection, sampling_generator, text_of)
 from .hub import load_checkpoint
 from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, pad_or_trim
 from .devices import resolve_device
-from .tokenizer import Tokenizer, language_code
+from .tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -220,16 +220,11 @@ def transcribe_mel(model: Model, mel: np.ndarray, options: DecodingOptions,
     """
     tokenizer = model.tokenizer_for(options)
     n_frames = mel.shape[-1]
-    window = None
-    if options.language is not None:
-        language = language_code(options.language)
-        reported = options.language if options.paddlex else output_language_code(language)
-    elif tokenizer.is_multilingual:
+    window, detected = None, None
+    if needs_detection(tokenizer, options):
         window = encode(model, mel, 0)
-        reported, _ = detect_language(model.backend, tokenizer, window.features, window.cross)
-        language = language_code(reported)
-    else:
-        language = reported = "en"
+        detected, _ = detect_language(model.backend, tokenizer, window.features, window.cross)
+    language, reported = choose_language(tokenizer, options, detected)
 
     initial_prompt = []
     if options.initial_prompt and options.initial_prompt != "None":
