@@ -128,10 +128,10 @@ def _median(runs: list, key: str):
 
 def table(configs: dict, clips: dict) -> str:
     """The markdown table: per configuration and system, medians and ratios to numwhisper."""
-    lines = ["| clip | option | system | runs | wall s (median) | RTF (audio s / wall s) | transcribe s | "
+    lines = ["| clip | option | system | runs | windows | wall s (median) | RTF (audio s / wall s) | transcribe s | "
              "peak RSS MiB | wall / numwhisper | transcribe / numwhisper | min wall s | min wall / numwhisper's | "
              "language | text (start) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, runs in configs.items():
         clip, option = key.split("/")[0], key.split("/")[1].split(" ")[0]
         seconds = sf.info(str(clips[clip][0])).duration
@@ -141,7 +141,7 @@ def table(configs: dict, clips: dict) -> str:
         for system, rs in runs.items():
             ok = [r for r in rs if "error" not in r]
             if not ok:
-                lines.append(f"| {clip} | {option} | {system} | 0/{len(rs)} | - | - | - | - | - | - | - | - | - | "
+                lines.append(f"| {clip} | {option} | {system} | 0/{len(rs)} | - | - | - | - | - | - | - | - | - | - | "
                              f"{rs[0].get('error') if rs else 'not run'} |")
                 continue
             wall, tr, rss = _median(rs, "wall_s"), _median(rs, "transcribe_s"), max(r["peak_rss_mib"] for r in ok)
@@ -149,7 +149,8 @@ def table(configs: dict, clips: dict) -> str:
             ratio = f"{wall / base_wall:.2f}" if base_wall else "-"
             ratio_tr = f"{tr / base_tr:.2f}" if base_tr else "-"
             text = ok[0]["text"].strip().replace("|", "/")[:40]
-            lines.append(f"| {clip} | {option} | {system} | {len(ok)}/{len(rs)} | {wall:.2f} | {seconds / wall:.2f} | "
+            lines.append(f"| {clip} | {option} | {system} | {len(ok)}/{len(rs)} | {ok[0].get('windows', '-')} | "
+                         f"{wall:.2f} | {seconds / wall:.2f} | "
                          f"{tr:.2f} | {rss:.0f} | {ratio} | {ratio_tr} | {low:.2f} | "
                          f"{(f'{low / base_min:.2f}' if base_min else '-')} | {ok[0]['language']} | {text} |")
     return "\n".join(lines)
@@ -171,7 +172,11 @@ def render(store: dict, clips: dict, args) -> str:
         "Wall = whole process (import + model load + transcription, spawn to exit); transcribe = the "
         "transcription call alone (audio reading included); peak RSS from wait4; medians over the runs "
         "(systems interleaved run by run within each configuration; each run's load average is in the "
-        "JSON); min wall = the fastest run, the one least slowed by the other work on the machine. Temperature 0 without fallback, language detected by each system on the first 30 s, "
+        "JSON); min wall = the fastest run, the one least slowed by the other work on the machine; windows = "
+        "30 s windows that produced segments (distinct segment seeks, first run): PaddleX's long-form rule, "
+        "which numwhisper keeps, resumes at the last timestamp pair and so may decode a tail window that "
+        "openai-whisper's newer rule (faster-whisper) skips. Temperature 0 without fallback, language "
+        "detected by each system on the first 30 s, "
         "previous text as prompt.",
         "",
         "Clips: " + "; ".join(f"`{k}` {sf.info(str(v[0])).duration:.1f} s: {v[1]}" for k, v in clips.items()) + ".",

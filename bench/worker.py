@@ -24,6 +24,12 @@ BEAM = {"greedy": None, "beam5": 5}
 COMPUTE_TYPES = {"faster-whisper-fp32": "float32", "faster-whisper-int8": "int8"}
 
 
+def windows(seeks) -> int:
+    """How many 30 s windows produced segments (distinct segment seeks); windows decoded as silence
+    or with no segment are not counted."""
+    return len(set(int(seek) for seek in seeks))
+
+
 def run_numwhisper(clip: str, beam, threads: int, model_dir: str) -> dict:
     """numwhisper's Python API on the NumPy/Numba backend."""
     import numwhisper
@@ -36,7 +42,7 @@ def run_numwhisper(clip: str, beam, threads: int, model_dir: str) -> dict:
     result = model.transcribe(clip, beam_size=beam)["result"]
     t_done = time.perf_counter()
     return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=result["text"], language=result["language"],
-                n_segments=len(result["segments"]))
+                n_segments=len(result["segments"]), windows=windows([s["seek"] for s in result["segments"]]))
 
 
 def run_faster_whisper(clip: str, beam, threads: int, model_dir: str, compute_type: str) -> dict:
@@ -48,10 +54,10 @@ def run_faster_whisper(clip: str, beam, threads: int, model_dir: str, compute_ty
     t_load = time.perf_counter()
     segments, info = model.transcribe(clip, beam_size=beam or 1, temperature=0.0, best_of=1,
                                       condition_on_previous_text=True, vad_filter=False)
-    texts = [s.text for s in segments]  # the generator decodes as it is consumed
+    segments = list(segments)  # the generator decodes as it is consumed
     t_done = time.perf_counter()
-    return dict(t_import=t_import, t_load=t_load, t_done=t_done, text="".join(texts), language=info.language,
-                n_segments=len(texts))
+    return dict(t_import=t_import, t_load=t_load, t_done=t_done, text="".join(s.text for s in segments),
+                language=info.language, n_segments=len(segments), windows=windows([s.seek for s in segments]))
 
 
 def run_openai_whisper(clip: str, beam, threads: int, model_path: str) -> dict:
@@ -70,7 +76,7 @@ def run_openai_whisper(clip: str, beam, threads: int, model_path: str) -> dict:
                                 condition_on_previous_text=True, verbose=None)
     t_done = time.perf_counter()
     return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=result["text"], language=result["language"],
-                n_segments=len(result["segments"]))
+                n_segments=len(result["segments"]), windows=windows([s["seek"] for s in result["segments"]]))
 
 
 def run_paddlex(clip: str, beam, threads: int, model_dir: str) -> dict:
@@ -92,7 +98,7 @@ def run_paddlex(clip: str, beam, threads: int, model_dir: str) -> dict:
     t_done = time.perf_counter()
     res = result["result"]
     return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=res["text"], language=res["language"],
-                n_segments=len(res["segments"]))
+                n_segments=len(res["segments"]), windows=windows([s["seek"] for s in res["segments"]]))
 
 
 def main(argv=None) -> None:
