@@ -65,6 +65,15 @@ def test_pipeline_config_round_trip(repo, tmp_path):
     assert "apostle" in result["result"]["text"] and result["result"]["language"] == "en"
 
 
+def test_the_installed_script_runs_the_cli_and_returns_its_status(repo):
+    script = Path(sys.executable).parent / "numwhisper"  # pyproject's [project.scripts] entry
+    assert script.is_file(), f"{script}: the install did not write the numwhisper script"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=repo)
+    assert done.returncode == 0 and "usage" in done.stdout
+    done = subprocess.run([str(script), "--model", "huge", CLIP], capture_output=True, text=True, cwd=repo)
+    assert done.returncode == 2 and done.stderr.startswith("error: unknown model 'huge'")
+
+
 def test_bad_option_and_unknown_model_fail_cleanly(repo):
     done = numwhisper(repo, "--model", "huge", CLIP)
     assert done.returncode == 2 and done.stderr.startswith("error: unknown model 'huge'")
