@@ -52,7 +52,7 @@ class Model:
 
     @property
     def weights(self):
-        """The NumPy backend's float32 ``model.Weights`` (AttributeError on other backends)."""
+        """The NumPy backend's ``model.Weights`` (AttributeError on other backends)."""
         if not hasattr(self.backend, "weights"):
             raise AttributeError(f"{type(self.backend).__name__} holds no NumPy weights")
         return self.backend.weights
