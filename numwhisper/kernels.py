@@ -335,33 +335,28 @@ def causal_self_attention(q, k, v, n_head, offset):
 def cross_attention(q, keys, values):
     """Attention of q [N, D] (scaled) over one audio window: keys [H, d_head, S] (scaled) and
     values [H, S, d_head] -> [N, D], heads side by side. Every row sees all S positions; each
-    head's keys and values are read once for all N rows. One thread.
+    head's keys and values are read once per row from cache. One thread; model.py sends one row
+    here (a greedy step) and several rows to BLAS.
     """
     n_head, d_head, n_ctx = keys.shape
     n = q.shape[0]
     out = np.empty((n, n_head * d_head), np.float32)
-    w = np.empty((n, n_ctx), np.float32)  # [N, S] one head's attention weights
-    acc = np.empty((n, d_head), np.float32)  # [N, d_head]
-    e = np.empty(n_ctx, np.float64)
-    bits = np.empty(n_ctx, np.int64)
-    two_k = bits.view(np.float64)
+    w, e, bits, two_k, acc = _attention_scratch(n_ctx, d_head)
     for h in range(n_head):
         lo = h * d_head
-        w[:] = 0.0
-        for c in range(d_head):
-            for i in range(n):
+        for i in range(n):
+            w[:] = 0.0
+            for c in range(d_head):
                 qc = q[i, lo + c]
                 for j in range(n_ctx):
-                    w[i, j] += qc * keys[h, c, j]
-        acc[:] = 0.0
-        for i in range(n):
-            _softmax_row(w[i], n_ctx, e, bits, two_k)
-        for j in range(n_ctx):
-            for i in range(n):
-                wij = w[i, j]
+                    w[j] += qc * keys[h, c, j]
+            _softmax_row(w, n_ctx, e, bits, two_k)
+            acc[:] = 0.0
+            for j in range(n_ctx):
+                wj = w[j]
                 for c in range(d_head):
-                    acc[i, c] += wij * values[h, j, c]
-        out[:, lo:lo + d_head] = acc
+                    acc[c] += wj * values[h, j, c]
+            out[i, lo:lo + d_head] = acc
     return out
 
 

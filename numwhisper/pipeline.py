@@ -152,7 +152,7 @@ def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None,
     """
     from .devices import check_device
 
-    check_device(device)
+    device = check_device(device)  # fails before the config is read; None is decided once, here
     if pipeline == PIPELINE_NAME:
         config = default_config()
     else:

@@ -48,7 +48,8 @@ class Model:
     def with_backend(cls, backend: Backend, metadata: dict) -> "Model":
         """A model over any backend, with the tokenizers of a model file's metadata."""
         tokenizer = Tokenizer.from_metadata(metadata)
-        return cls(backend=backend, tokenizer=tokenizer, paddlex_tokenizer=tokenizer.with_options(paddlex_lost_merge=True))
+        return cls(backend=backend, tokenizer=tokenizer,
+                   paddlex_tokenizer=tokenizer.with_options(paddlex_lost_merge=True))
 
     @property
     def weights(self):
@@ -83,7 +84,7 @@ def load_model(name_or_path: str = "base", cache=None, device: Optional[str] = N
     device: "cpu" (NumPy/Numba), "paddle:cpu", "gpu:N", "npu:N", "xpu:N", "mlu:N", "dcu:N" (Paddle), or
     None (gpu:0 when Paddle sees a GPU, else cpu); see ``devices``. It is checked before the weights are read.
     """
-    resolve_device(device)
+    device = resolve_device(device).name  # None is decided once, here
     return Model.from_checkpoint(load_checkpoint(name_or_path, cache), device)
 
 
