@@ -68,7 +68,7 @@ class NumpyBackend:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> "NumpyBackend":
-        """Upcast a checkpoint's tensors to float32 once."""
+        """The Weights of a checkpoint (``model.weights_from_checkpoint``)."""
         return cls(whisper_model.weights_from_checkpoint(checkpoint))
 
     @property

@@ -5,8 +5,8 @@ defaults), small logit filters applied in order (blank suppression at the start,
 set, the timestamp rules), a token decoder (greedy/sampling or beam search), a ranker that picks the
 best finished candidate, and ``DecodingTask``, which wires them around the model's decoder with an
 explicit key/value cache. The model is a ``backend.Backend`` (NumPy or Paddle): this module's
-arithmetic is NumPy on every backend, so a device never changes the algorithm. All beams (or best-of samples) of a window go through one decoder call per
-step.
+arithmetic is NumPy on every backend, so a device never changes the algorithm. All beams (or
+best-of samples) of a window go through one decoder call per step.
 
 Log-probabilities are computed as paddle's CPU ``log_softmax`` computes them: every logit is first
 clamped to at least (row maximum - 64), so suppressed (-inf) and very unlikely tokens get a finite

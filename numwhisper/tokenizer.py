@@ -234,8 +234,10 @@ class Tokenizer:
                  options: TokenizerOptions = TokenizerOptions()):
         self.options = options
         self._byte_to_char = bytes_to_unicode()
-        char_to_byte = {cp: "\uffff" for cp in range(256)}  # for str.translate: Latin-1 characters outside
-        char_to_byte.update({ord(c): chr(b) for b, c in self._byte_to_char.items()})  # the table fail to encode
+        # str.translate table: each byte-level character to its byte as a Latin-1 character, and any
+        # other Latin-1 character to U+FFFF, so that encoding a stray one fails (see _read_vocab)
+        char_to_byte = {cp: "\uffff" for cp in range(256)}
+        char_to_byte.update({ord(c): chr(b) for b, c in self._byte_to_char.items()})
         self._read_specials(added_tokens)
         self._text_tokens = self._read_vocab(vocab, added_tokens, char_to_byte)  # id -> bytes, ids < eot
         self._ranks = {token: i for i, token in enumerate(self._text_tokens)}
