@@ -10,10 +10,15 @@ import os as _os
 
 # Thread behaviour between parallel regions, read when NumPy's OpenBLAS and Numba's OpenMP start
 # (so only if nothing imported them before numwhisper; the environment's own values win). Idle
-# threads that spin take the core from the other library's threads, which run right after:
-# spinning OpenMP threads slowed the encoder 1.5x on two cores, and OpenBLAS's default spin of
-# 2^28 cycles after each product costs 12% of an encoder window (0.86 -> 0.76 s); 2^4 yields at once.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# threads that spin long take the core from the other library's threads, which run right after:
+# OpenMP's default spin slowed the encoder 1.5x on two cores, and OpenBLAS's default spin of 2^28
+# cycles after each product costs 12% of an encoder window (0.86 -> 0.76 s); 2^4 yields at once.
+# Threads that sleep at once cost ~45 us to wake, which made the decoder's per-step kernels (tens of
+# microseconds each) slower on two threads than on one. A short OpenMP spin (GNU libgomp's
+# GOMP_SPINCOUNT; Intel's and LLVM's runtimes, which ignore it, sleep at once with KMP_BLOCKTIME=0)
+# keeps the encoder as fast and lets the decoder use both cores: a step 7.2 -> 4.2 ms, 5 beams 14.0 -> 9.5 ms.
+_os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+_os.environ.setdefault("KMP_BLOCKTIME", "0")
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 __version__ = "0.1.0"

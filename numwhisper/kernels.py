@@ -8,8 +8,9 @@ left to NumPy's BLAS; these kernels do the element-wise and row-wise work around
 decoder's products with few rows (``linear_rows``), its masked attention over the kv cache and its
 attention over the audio window (``cross_attention``).
 Kernels named ``*_parallel`` split rows across threads (worth it for the encoder's 1500 rows); the
-plain ones run on one thread (the decoder's few rows, where starting threads costs more than it
-saves). ``set_num_threads`` sets both Numba's and the BLAS thread count. Compiled code is cached on
+plain ones run on one thread. The decoder's few-row products and its cross-attention split their
+work (weight rows, heads) across threads too: with OpenMP threads that spin briefly between
+parallel regions (see ``numwhisper/__init__``), starting them costs a few microseconds. ``set_num_threads`` sets both Numba's and the BLAS thread count. Compiled code is cached on
 disk next to this file (``cache=True``); ``error_model="numpy"`` keeps divisions free of Python's
 zero checks so that loops vectorise.
 
@@ -332,31 +333,38 @@ def causal_self_attention(q, k, v, n_head, offset):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _cross_head(q, keys, values, h, out):
+    """Head h of cross_attention for every row of q; the head's keys and values stay in cache
+    from one row to the next."""
+    n_head, d_head, n_ctx = keys.shape
+    lo = h * d_head
+    w, e, bits, two_k, acc = _attention_scratch(n_ctx, d_head)
+    for i in range(q.shape[0]):
+        w[:] = 0.0
+        for c in range(d_head):
+            qc = q[i, lo + c]
+            for j in range(n_ctx):
+                w[j] += qc * keys[h, c, j]
+        _softmax_row(w, n_ctx, e, bits, two_k)
+        acc[:] = 0.0
+        for j in range(n_ctx):
+            wj = w[j]
+            for c in range(d_head):
+                acc[c] += wj * values[h, j, c]
+        out[i, lo:lo + d_head] = acc
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
 def cross_attention(q, keys, values):
     """Attention of q [N, D] (scaled) over one audio window: keys [H, d_head, S] (scaled) and
-    values [H, S, d_head] -> [N, D], heads side by side. Every row sees all S positions; each
-    head's keys and values are read once per row from cache. One thread; model.py sends one row
-    here (a greedy step) and several rows to BLAS.
+    values [H, S, d_head] -> [N, D], heads side by side. Every row sees all S positions; the heads
+    are split across threads. For the decoder's few rows (a step, a beam); model.py sends a prompt's
+    many rows to BLAS.
     """
     n_head, d_head, n_ctx = keys.shape
-    n = q.shape[0]
-    out = np.empty((n, n_head * d_head), np.float32)
-    w, e, bits, two_k, acc = _attention_scratch(n_ctx, d_head)
-    for h in range(n_head):
-        lo = h * d_head
-        for i in range(n):
-            w[:] = 0.0
-            for c in range(d_head):
-                qc = q[i, lo + c]
-                for j in range(n_ctx):
-                    w[j] += qc * keys[h, c, j]
-            _softmax_row(w, n_ctx, e, bits, two_k)
-            acc[:] = 0.0
-            for j in range(n_ctx):
-                wj = w[j]
-                for c in range(d_head):
-                    acc[c] += wj * values[h, j, c]
-            out[i, lo:lo + d_head] = acc
+    out = np.empty((q.shape[0], n_head * d_head), np.float32)
+    for h in prange(n_head):
+        _cross_head(q, keys, values, h, out)
     return out
 
 
@@ -397,20 +405,12 @@ def _linear_block(x, w, out, start, stop):
             out[r, o] = _dot_row(x, w, r, o)
 
 
-@njit(cache=True, error_model="numpy")
-def linear_rows(x, w):
+@njit(cache=True, error_model="numpy", parallel=True)
+def linear_rows(x, w, n_blocks):
     """x [N, D_in] times w [D_out, D_in] (float32 or half-precision bits) transposed -> float32
     [N, D_out], for a few rows (the decoder's beams): each weight row is read once for all N rows,
-    which BLAS does not manage for small N."""
-    out = np.empty((x.shape[0], w.shape[0]), np.float32)
-    _linear_block(x, w, out, 0, w.shape[0])
-    return out
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def linear_rows_parallel(x, w, n_blocks):
-    """linear_rows with the weight's rows split in n_blocks blocks run in parallel (one per thread):
-    for a weight so large that reading it dominates (the decoder's token embedding); same result."""
+    which BLAS does not manage for small N. The weight's rows are split in n_blocks blocks run in
+    parallel (one per thread); every output is the same dot product for any n_blocks."""
     out = np.empty((x.shape[0], w.shape[0]), np.float32)
     block = (w.shape[0] + n_blocks - 1) // n_blocks
     for t in prange(n_blocks):

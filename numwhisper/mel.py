@@ -4,14 +4,18 @@ PaddleX takes the log-mel of the WHOLE file (no 30 s of silence appended first),
 floor (max - 8) uses the maximum over the whole file; each 30 s window is then cut from that and padded
 with zeros in the log-mel domain (``pad_or_trim``).
 
-Precision mirrors paddle's float32 path: the filterbank, window and STFT (scipy's pocketfft, the FFT that
-paddle's CPU kernel uses) are bit-identical to paddle's, |z| is paddle's float64 hypot rounded to float32,
+Precision mirrors paddle's float32 path: the filterbank, window and STFT (pocketfft in float32, the FFT
+that paddle's CPU kernel uses, through scipy's binding) are bit-identical to paddle's, |z| is paddle's float64 hypot rounded to float32,
 and the mel product is one float32 matmul. What remains (Eigen's float pow for the square, MKL's sgemm
 summation order, Eigen's float log10) leaves at most a few float32 ulps of difference.
 """
 
+import functools
+import importlib.machinery
+import importlib.util
+import os
+
 import numpy as np
-import scipy.fft
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -72,6 +76,29 @@ def hann_window(n_fft: int = N_FFT) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * n / n_fft)).astype(np.float32)  # [n_fft]
 
 
+@functools.cache
+def _real_fft():
+    """pocketfft's real-input FFT as scipy ships it: ``r2c(a, axes, forward, inorm, out, nthreads)``.
+
+    The compiled binding (``scipy.fft._pocketfft.pypocketfft``) is loaded from its file on its own:
+    importing ``scipy.fft`` first would cost ~0.13 s of Python modules around it, the binding alone
+    ~1 ms. If the file is not where scipy keeps it, ``scipy.fft``'s own path is used (same values).
+    """
+    import scipy
+
+    folder = os.path.join(os.path.dirname(scipy.__file__), "fft", "_pocketfft")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(folder, "pypocketfft" + suffix)
+        if os.path.exists(path):
+            spec = importlib.util.spec_from_file_location("scipy.fft._pocketfft.pypocketfft", path)
+            binding = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(binding)
+            return binding.r2c
+    import scipy.fft
+
+    return lambda a, axes, forward, inorm, out, nthreads: scipy.fft.rfft(a, axis=axes[0], workers=nthreads)
+
+
 def power_spectrum(audio: np.ndarray) -> np.ndarray:
     """|STFT|^2 in float32 [n_fft // 2 + 1, len(audio) // HOP_LENGTH].
 
@@ -82,7 +109,7 @@ def power_spectrum(audio: np.ndarray) -> np.ndarray:
     n_frames = audio.shape[0] // HOP_LENGTH
     padded = np.pad(audio, N_FFT // 2, mode="reflect")  # [N + N_FFT]
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:n_frames]  # [T, N_FFT]
-    spectrum = scipy.fft.rfft(frames * hann_window(N_FFT), axis=-1)  # [T, F] complex64
+    spectrum = _real_fft()(frames * hann_window(N_FFT), (1,), True, 0, None, 1)  # [T, F] complex64
     # |z| as paddle takes it: float64 hypot rounded to float32 (squares of float32 parts are exact in float64)
     energy = np.square(spectrum.real, dtype=np.float64) + np.square(spectrum.imag, dtype=np.float64)  # [T, F]
     magnitude = np.sqrt(energy).astype(np.float32)  # [T, F]

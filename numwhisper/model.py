@@ -30,8 +30,7 @@ from .checkpoint import Checkpoint, ModelDims, load
 
 ROWS_FOR_THREADS = 64  # kernels split rows across threads from this many rows on
 EXACT_LAYERS = 2  # encoder blocks whose projections sum in float64 (see encode)
-FEW_ROWS = 16  # up to this many rows, products with a weight matrix use kernels.linear_rows, not BLAS
-PARALLEL_OUT_ROWS = 8192  # few-row products with a weight this tall split it across threads
+FEW_ROWS = 16  # up to this many rows, weight products and cross-attention use kernels, not BLAS
 WIDEN_ROWS = 4096  # a float16 weight matrix meets BLAS this many rows at a time (8 MB in float32)
 
 
@@ -139,14 +138,12 @@ def _widened(weight: np.ndarray, dtype) -> np.ndarray:
 def _times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x [N, d_in] times a Linear weight [d_out, d_in] transposed -> [N, d_out] in x's dtype.
 
-    Few float32 rows go through ``kernels.linear_rows`` (split across threads for the token
-    embedding, whose reading dominates a decoder step); more through BLAS, a float16 weight widened
-    ``WIDEN_ROWS`` rows at a time (the token embedding would be 106 MB in float32 at once).
+    Few float32 rows go through ``kernels.linear_rows`` (weight rows split across threads); more
+    through BLAS, a float16 weight widened ``WIDEN_ROWS`` rows at a time (the token embedding would
+    be 106 MB in float32 at once).
     """
     if x.dtype == np.float32 and x.shape[0] <= FEW_ROWS:
-        if weight.shape[0] >= PARALLEL_OUT_ROWS:
-            return kernels.linear_rows_parallel(x, _kernel_operand(weight), numba.get_num_threads())  # [N, d_out]
-        return kernels.linear_rows(x, _kernel_operand(weight))  # [N, d_out]
+        return kernels.linear_rows(x, _kernel_operand(weight), numba.get_num_threads())  # [N, d_out]
     if weight.dtype != np.float16 or weight.shape[0] <= WIDEN_ROWS:
         return x @ _widened(weight, x.dtype).T  # [N, d_out]
     out = np.empty((x.shape[0], weight.shape[0]), x.dtype)  # [N, d_out]
@@ -286,12 +283,12 @@ def reorder(cache: KVCache, indices: Sequence[int]) -> KVCache:
 def _cross_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Attention of q [N, d] (scaled) over one window's keys [H, d_head, S] and values [H, S, d_head] -> [N, d].
 
-    One row (a greedy step) goes through ``kernels.cross_attention``; several (beams, a prompt) as
-    two batched BLAS products over the heads, 2-3x faster from two rows on (and measured to give
-    the kernel's values bit for bit on this machine's OpenBLAS).
+    Few rows (a step, a beam) go through ``kernels.cross_attention``, heads split across threads;
+    a prompt's rows as two batched BLAS products over the heads (measured to give the kernel's
+    values bit for bit on this machine's OpenBLAS).
     """
-    if q.shape[0] == 1:
-        return kernels.cross_attention(q, keys, values)  # [1, d]
+    if q.shape[0] <= FEW_ROWS:
+        return kernels.cross_attention(q, keys, values)  # [N, d]
     n_head, d_head, n_ctx = keys.shape
     n = q.shape[0]
     qh = np.ascontiguousarray(q.reshape(n, n_head, d_head).transpose(1, 0, 2))  # [H, N, d_head]

@@ -47,6 +47,19 @@ def test_hann_window_is_periodic():
     np.testing.assert_array_equal(w[1:], w[1:][::-1])
 
 
+def test_fft_binding_is_scipys_pocketfft():
+    """mel loads scipy's compiled pocketfft directly (not through scipy.fft's Python layer); it must be
+    that binding and give scipy.fft.rfft's values bit for bit."""
+    import scipy.fft
+
+    rfft = mel._real_fft()
+    assert rfft.__module__ == "scipy.fft._pocketfft.pypocketfft", rfft
+    frames = np.random.default_rng(0).standard_normal((50, mel.N_FFT)).astype(np.float32)  # [T, N_FFT]
+    ours = rfft(frames, (1,), True, 0, None, 1)  # [T, F]
+    assert ours.dtype == np.complex64
+    np.testing.assert_array_equal(ours, scipy.fft.rfft(frames, axis=-1))
+
+
 def test_golden_clips_are_present():
     assert GOLDEN_CLIPS, f"no golden clips in {GOLDEN / 'audio'}"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numwhisper import golden, golden_check
+from numwhisper import golden, golden_check, kernels
 from numwhisper import model as whisper_model
 from numwhisper.checkpoint import load
 from numwhisper.tokenizer import Tokenizer
@@ -218,3 +218,26 @@ def test_float16_decoder_matrices_give_the_float32_products_exactly(model_files)
         runs.append((cross.keys[0], cross.values[-1], logits, step, beams))
     for ours, reference in zip(*runs):
         assert np.array_equal(ours, reference), np.abs(ours - reference).max()
+
+
+def test_decoder_kernels_give_the_same_values_on_any_thread_count_and_batch(model_files):
+    """The decoder's few-row products split weight rows across threads and its cross-attention
+    splits heads: a step must give the same logits bit for bit on one thread and on all, and each
+    beam of a batch the same as that sequence alone."""
+    weights = whisper_model.load_weights(model_files["tiny.en"])
+    mel = golden_check.encoder_input(golden.load_case("tiny.en", "en_jfk"))  # [80, 3000]
+    cross = whisper_model.cross_kv(weights, whisper_model.encode(weights, mel))
+    _, cache = whisper_model.decode(weights, np.array([TOKENS[:3]]), whisper_model.new_cache(weights, cross))
+    beams = np.array([[t] for t in TOKENS[3:8]])  # [5, 1]
+    threads = kernels.set_num_threads()
+    try:
+        by_threads = {}
+        for n in sorted({1, threads}):
+            kernels.set_num_threads(n)
+            by_threads[n], _ = whisper_model.decode(weights, beams, whisper_model.reorder(cache, [0] * 5))  # [5, 1, V]
+    finally:
+        kernels.set_num_threads(threads)
+    assert np.array_equal(by_threads[1], by_threads[threads])
+    for i, token in enumerate(TOKENS[3:8]):
+        alone, _ = whisper_model.decode(weights, np.array([[token]]), whisper_model.reorder(cache, [0]))  # [1, 1, V]
+        assert np.array_equal(alone[0], by_threads[threads][i]), np.abs(alone[0] - by_threads[threads][i]).max()
