@@ -300,35 +300,40 @@ def _attention_scratch(n_keys, d_head):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _causal_sequence(q, k, v, n_head, offset, b, out):
+    """Sequence b of causal_self_attention, every head."""
+    n_query, d = q.shape[1], q.shape[2]
+    d_head = d // n_head
+    w, e, bits, two_k, acc = _attention_scratch(offset + n_query, d_head)
+    for h in range(n_head):
+        lo = h * d_head
+        for i in range(n_query):
+            n = offset + i + 1
+            for j in range(n):
+                s = np.float32(0.0)
+                for c in range(d_head):
+                    s += q[b, i, lo + c] * k[b, j, lo + c]
+                w[j] = s
+            _softmax_row(w[:n], n, e, bits, two_k)
+            acc[:] = 0.0
+            for j in range(n):
+                wj = w[j]
+                for c in range(d_head):
+                    acc[c] += wj * v[b, j, lo + c]
+            out[b, i, lo:lo + d_head] = acc
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
 def causal_self_attention(q, k, v, n_head, offset):
     """Masked multi-head attention of new queries over cached keys, for the decoder.
 
     q [B, Tq, D] already scaled; k and v [B, >= offset + Tq, D] (k scaled), of which the first
     offset + Tq rows are valid. Query i (absolute position offset + i) sees keys 0 .. offset + i.
-    Returns [B, Tq, D], heads side by side. One thread: the decoder's per-step work is tiny.
+    Returns [B, Tq, D], heads side by side; the sequences (beams) are split across threads.
     """
-    n_batch, n_query, d = q.shape
-    d_head = d // n_head
-    n_max = offset + n_query
-    out = np.empty((n_batch, n_query, d), np.float32)
-    w, e, bits, two_k, acc = _attention_scratch(n_max, d_head)
-    for b in range(n_batch):
-        for h in range(n_head):
-            lo = h * d_head
-            for i in range(n_query):
-                n = offset + i + 1
-                for j in range(n):
-                    s = np.float32(0.0)
-                    for c in range(d_head):
-                        s += q[b, i, lo + c] * k[b, j, lo + c]
-                    w[j] = s
-                _softmax_row(w[:n], n, e, bits, two_k)
-                acc[:] = 0.0
-                for j in range(n):
-                    wj = w[j]
-                    for c in range(d_head):
-                        acc[c] += wj * v[b, j, lo + c]
-                out[b, i, lo:lo + d_head] = acc
+    out = np.empty(q.shape, np.float32)
+    for b in prange(q.shape[0]):
+        _causal_sequence(q, k, v, n_head, offset, b, out)
     return out
 
 
