@@ -335,7 +335,7 @@ class BeamSearchDecoder:
         """One step -> (tokens [beam, T + 1], sum_logprobs [beam], source rows [beam], state, done)."""
         logprobs = log_softmax(logits)  # [beam, V]
         best_values, best_indices = top_k(logprobs, self.beam_size + 1)  # [beam, beam + 1] each
-        totals = (np.asarray(sum_logprobs, np.float32)[:, None] + best_values).tolist()  # float32 sums, as paddle
+        totals = (np.asarray(sum_logprobs, np.float32)[:, None] + best_values).tolist()  # float32 sums (paddle)
         scores, sources = {}, {}
         for j, (row_totals, row_ids) in enumerate(zip(totals, best_indices.tolist())):
             prefix = tuple(tokens[j].tolist())

@@ -8,11 +8,12 @@ left to NumPy's BLAS; these kernels do the element-wise and row-wise work around
 decoder's products with few rows (``linear_rows``), its masked attention over the kv cache and its
 attention over the audio window (``cross_attention``).
 Kernels named ``*_parallel`` split rows across threads (worth it for the encoder's 1500 rows); the
-plain ones run on one thread. The decoder's few-row products and its cross-attention split their
-work (weight rows, heads) across threads too: with OpenMP threads that spin briefly between
-parallel regions (see ``numwhisper/__init__``), starting them costs a few microseconds. ``set_num_threads`` sets both Numba's and the BLAS thread count. Compiled code is cached on
-disk next to this file (``cache=True``); ``error_model="numpy"`` keeps divisions free of Python's
-zero checks so that loops vectorise.
+plain ones run on one thread. The decoder's few-row products, its cross-attention and its causal
+attention split their work (weight rows, heads, beams) across threads too: with OpenMP threads that
+spin briefly between parallel regions (see ``numwhisper/__init__``), starting them costs a few
+microseconds. ``set_num_threads`` sets both Numba's and the BLAS thread count. Compiled code is
+cached on disk next to this file (``cache=True``); ``error_model="numpy"`` keeps divisions free of
+Python's zero checks so that loops vectorise.
 
 Arithmetic follows PaddlePaddle's float32 kernels operation for operation (bias add, then scale;
 ``x * 0.5 * (1 + erf(x / sqrt(2)))``; layer norm eps 1e-5), with sums accumulated in float64.

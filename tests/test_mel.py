@@ -60,6 +60,20 @@ def test_fft_binding_is_scipys_pocketfft():
     np.testing.assert_array_equal(ours, scipy.fft.rfft(frames, axis=-1))
 
 
+def test_fft_falls_back_to_scipy_fft_when_the_binding_is_not_found(monkeypatch):
+    """With no extension file to load (no suffix matches), mel uses scipy.fft itself: same values."""
+    frames = np.random.default_rng(1).standard_normal((20, mel.N_FFT)).astype(np.float32)  # [T, N_FFT]
+    expected = mel._real_fft()(frames, (1,), True, 0, None, 1)  # [T, F] through the binding
+    monkeypatch.setattr(mel.importlib.machinery, "EXTENSION_SUFFIXES", [])
+    mel._real_fft.cache_clear()
+    try:
+        fallback = mel._real_fft()
+        assert fallback.__name__ == "through_scipy_fft"
+        np.testing.assert_array_equal(fallback(frames, (1,), True, 0, None, 1), expected)
+    finally:
+        mel._real_fft.cache_clear()
+
+
 def test_golden_clips_are_present():
     assert GOLDEN_CLIPS, f"no golden clips in {GOLDEN / 'audio'}"
 
