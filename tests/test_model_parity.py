@@ -9,6 +9,7 @@ PaddleX's prefix with its cache, one appended token per step, as the generator d
 
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -221,15 +222,15 @@ def test_float16_decoder_matrices_give_the_float32_products_exactly(model_files)
 
 
 def test_decoder_kernels_give_the_same_values_on_any_thread_count_and_batch(model_files):
-    """The decoder's few-row products split weight rows across threads and its cross-attention
-    splits heads: a step must give the same logits bit for bit on one thread and on all, and each
-    beam of a batch the same as that sequence alone."""
+    """The decoder's few-row products split weight rows across threads, its cross-attention heads and
+    its causal attention beams: a step must give the same logits bit for bit on one thread and on
+    the suite's count, and each beam of a batch the same as that sequence alone."""
     weights = whisper_model.load_weights(model_files["tiny.en"])
     mel = golden_check.encoder_input(golden.load_case("tiny.en", "en_jfk"))  # [80, 3000]
     cross = whisper_model.cross_kv(weights, whisper_model.encode(weights, mel))
     _, cache = whisper_model.decode(weights, np.array([TOKENS[:3]]), whisper_model.new_cache(weights, cross))
     beams = np.array([[t] for t in TOKENS[3:8]])  # [5, 1]
-    threads = kernels.set_num_threads()
+    threads = numba.get_num_threads()  # the suite's count, restored below
     try:
         by_threads = {}
         for n in sorted({1, threads}):
