@@ -256,18 +256,37 @@ def top_k_rows(x, k):
     return values, indices
 
 
+@njit(cache=True, error_model="numpy")
+def _row_max(x, n):
+    """The largest of x[:n] (n >= 1, no NaN). Eight running maxima side by side, so that the
+    comparisons vectorise (a single running max is a chain LLVM keeps scalar)."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = x[0]
+    j = 0
+    while j + 8 <= n:
+        m0 = x[j] if x[j] > m0 else m0
+        m1 = x[j + 1] if x[j + 1] > m1 else m1
+        m2 = x[j + 2] if x[j + 2] > m2 else m2
+        m3 = x[j + 3] if x[j + 3] > m3 else m3
+        m4 = x[j + 4] if x[j + 4] > m4 else m4
+        m5 = x[j + 5] if x[j + 5] > m5 else m5
+        m6 = x[j + 6] if x[j + 6] > m6 else m6
+        m7 = x[j + 7] if x[j + 7] > m7 else m7
+        j += 8
+    for i in range(j, n):
+        m0 = x[i] if x[i] > m0 else m0
+    return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _softmax_row(x, n, e, bits, two_k):
-    """Softmax of x[:n] in place, x[n:] set to 0 (masked). Scratch: e float64 [>= n], bits int64
-    [>= n] and two_k, the float64 view of bits."""
-    for j in range(n):
-        x[j] = np.float32(x[j])
-    m = x[0]
-    for j in range(1, n):
-        m = max(m, x[j])
+    """Softmax of float32 x[:n] in place, x[n:] set to 0 (masked). Scratch: e float64 [>= n], bits
+    int64 [>= n] and two_k, the float64 view of bits. The exponent loop vectorises: np.floor keeps
+    k a float64 (math.floor returns an int, which kept the loop scalar) and the floor is a select."""
+    m = _row_max(x, n)
     for j in range(n):  # exp(x - m) = 2^k e^r with x - m = k ln2 + r
-        d = max(np.float64(np.float32(x[j] - m)), _EXP_FLOOR)
-        k = math.floor(d * _LOG2E + 0.5)
+        d = np.float64(np.float32(x[j] - m))
+        d = d if d > _EXP_FLOOR else _EXP_FLOOR
+        k = np.floor(d * _LOG2E + 0.5)
         r = d - k * _LN2
         e[j] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
             1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320))))))))

@@ -242,3 +242,21 @@ def test_decoder_kernels_give_the_same_values_on_any_thread_count_and_batch(mode
     for i, token in enumerate(TOKENS[3:8]):
         alone, _ = whisper_model.decode(weights, np.array([[token]]), whisper_model.reorder(cache, [0]))  # [1, 1, V]
         assert np.array_equal(alone[0], by_threads[threads][i]), np.abs(alone[0] - by_threads[threads][i]).max()
+
+
+def test_softmax_kernel_matches_float64_softmax_for_any_row_length():
+    """The attention softmax keeps eight running maxima and builds 2^k from exponent bits; on rows of
+    every length up to 40, with the largest score placed first, last or in the tail the eight lanes
+    leave over, it must equal a float64 softmax rounded to float32 within one float32 rounding."""
+    rng = np.random.default_rng(3)
+    for n in range(1, 41):
+        for peak in sorted({0, n - 1, n // 2, 8 * (n // 8) if n % 8 else n - 1}):
+            x = (rng.standard_normal((2, n)) * 6).astype(np.float32)  # [2, n]
+            x[:, peak] = 800.0 + peak  # exp(800) overflows float64: a missed maximum gives inf and NaN
+            x[1, (peak + 1) % n] = 800.0 + peak  # and a tie
+            expected = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))  # [2, n]
+            expected = (expected / expected.sum(axis=1, keepdims=True)).astype(np.float32)  # [2, n]
+            for run in (kernels.softmax, kernels.softmax_parallel):
+                got = x.copy()
+                run(got)
+                assert np.allclose(got, expected, rtol=2.5e-7, atol=1e-30), (n, peak, run.__name__, np.abs(got - expected).max())
