@@ -7,9 +7,11 @@ and ``paddle_dir`` (the foreign formats).
 """
 
 import os as _os
+import sys as _sys
 
 # Thread behaviour between parallel regions, read when NumPy's OpenBLAS and Numba's OpenMP start
-# (so only if nothing imported them before numwhisper; the environment's own values win). Idle
+# (the environment's own values win; an OpenBLAS that NumPy loaded before numwhisper is made to read
+# the environment again, see openblas.py). Idle
 # threads that spin long take the core from the other library's threads, which run right after:
 # OpenMP's default spin slowed the encoder 1.5x on two cores, and OpenBLAS's default spin of 2^28
 # cycles after each product costs 12% of an encoder window (0.86 -> 0.76 s); 2^4 yields at once.
@@ -19,7 +21,12 @@ import os as _os
 # keeps the encoder as fast and lets the decoder use both cores: a step 7.2 -> 4.2 ms, 5 beams 14.0 -> 9.5 ms.
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 _os.environ.setdefault("KMP_BLOCKTIME", "0")
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+if "OPENBLAS_THREAD_TIMEOUT" not in _os.environ:
+    _os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    if "numpy" in _sys.modules:  # its OpenBLAS has read the environment already: have it read again
+        from .openblas import reread_environment as _reread
+
+        _reread(_sys.modules["numpy"])
 
 __version__ = "0.1.0"
 

@@ -23,16 +23,15 @@ float64, see model.py): every kernel first rounds its input to float32, so both 
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import math
-import os
 
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
+
+from . import openblas
 
 LAYER_NORM_EPS = 1e-5  # Whisper's (and paddle.nn.LayerNorm's default) epsilon
 
@@ -479,21 +478,6 @@ def conv1d_gelu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int
     return y.astype(np.float32)  # [T_out, C_out]
 
 
-def _openblas_setter():
-    """The set-num-threads function of the OpenBLAS bundled with NumPy's wheel, or None."""
-    libs_dir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libs_dir, "lib*openblas*.so*"))):
-        lib = ctypes.CDLL(path)
-        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter.argtypes = [ctypes.c_int]
-                setter.restype = None
-                return setter
-    return None
-
-
 def set_num_threads(n: int | None = None) -> int:
     """Use n threads (default: every core Numba sees) in the Numba kernels and in NumPy's BLAS.
 
@@ -506,7 +490,7 @@ def set_num_threads(n: int | None = None) -> int:
     try:
         import threadpoolctl
     except ImportError:
-        setter = _openblas_setter()
+        setter = openblas.thread_setter(np)
         if setter is not None:
             setter(n)
     else:
