@@ -302,12 +302,18 @@ def _softmax_row(x, n, e, bits, two_k):
         x[j] = np.float32(0.0)
 
 
+@njit(cache=True)
+def _softmax_scratch(n):
+    """_softmax_row's scratch for rows of up to n: e float64 [n], bits int64 [n] and two_k, the
+    float64 view of bits."""
+    bits = np.empty(n, np.int64)
+    return np.empty(n, np.float64), bits, bits.view(np.float64)
+
+
 @njit(cache=True, error_model="numpy")
 def softmax(x):
     """Softmax over the last axis of x [N, D], in place; one thread."""
-    e = np.empty(x.shape[1], np.float64)
-    bits = np.empty(x.shape[1], np.int64)
-    two_k = bits.view(np.float64)
+    e, bits, two_k = _softmax_scratch(x.shape[1])
     for i in range(x.shape[0]):
         _softmax_row(x[i], x.shape[1], e, bits, two_k)
 
@@ -318,20 +324,17 @@ def softmax_parallel(x):
     n = x.shape[0]
     block = 64
     for blk in prange((n + block - 1) // block):
-        e = np.empty(x.shape[1], np.float64)
-        bits = np.empty(x.shape[1], np.int64)
-        two_k = bits.view(np.float64)
+        e, bits, two_k = _softmax_scratch(x.shape[1])
         for i in range(blk * block, min(n, (blk + 1) * block)):
             _softmax_row(x[i], x.shape[1], e, bits, two_k)
 
 
 @njit(cache=True)
 def _attention_scratch(n_keys, d_head):
-    """Buffers for one attention row: weights w [n_keys] float32, softmax scratch (e float64, bits
-    int64 and two_k, its float64 view; see _softmax_row) and an output accumulator acc [d_head]."""
-    bits = np.empty(n_keys, np.int64)
-    return (np.empty(n_keys, np.float32), np.empty(n_keys, np.float64), bits, bits.view(np.float64),
-            np.empty(d_head, np.float32))
+    """Buffers for one attention row: weights w [n_keys] float32, _softmax_row's scratch (e, bits,
+    two_k) and an output accumulator acc [d_head]."""
+    e, bits, two_k = _softmax_scratch(n_keys)
+    return np.empty(n_keys, np.float32), e, bits, two_k, np.empty(d_head, np.float32)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -374,24 +377,28 @@ def causal_self_attention(q, k, v, n_head, offset):
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _cross_head(q, keys, values, h, out):
-    """Head h of cross_attention for every row of q; the head's keys and values stay in cache
-    from one row to the next."""
+    """Head h of cross_attention for every row of q (a step's beams). Each row of the head's keys
+    and values is read once for all rows while it is in cache; every score and output still sums
+    over the same index in the same order as for one row alone."""
     n_head, d_head, n_ctx = keys.shape
+    n = q.shape[0]
     lo = h * d_head
-    w, e, bits, two_k, acc = _attention_scratch(n_ctx, d_head)
-    for i in range(q.shape[0]):
-        w[:] = 0.0
-        for c in range(d_head):
+    w = np.zeros((n, n_ctx), np.float32)  # [N, S] scores, then softmax weights
+    e, bits, two_k = _softmax_scratch(n_ctx)
+    acc = np.zeros((n, d_head), np.float32)  # [N, d_head]
+    for c in range(d_head):
+        for i in range(n):
             qc = q[i, lo + c]
             for j in range(n_ctx):
-                w[j] += qc * keys[h, c, j]
-        _softmax_row(w, n_ctx, e, bits, two_k)
-        acc[:] = 0.0
-        for j in range(n_ctx):
-            wj = w[j]
+                w[i, j] += qc * keys[h, c, j]
+    for i in range(n):
+        _softmax_row(w[i], n_ctx, e, bits, two_k)
+    for j in range(n_ctx):
+        for i in range(n):
+            wj = w[i, j]
             for c in range(d_head):
-                acc[c] += wj * values[h, j, c]
-        out[i, lo:lo + d_head] = acc
+                acc[i, c] += wj * values[h, j, c]
+    out[:, lo:lo + d_head] = acc
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
