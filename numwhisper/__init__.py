@@ -11,10 +11,10 @@ import sys as _sys
 
 # Thread behaviour between parallel regions, read when NumPy's OpenBLAS and Numba's OpenMP start
 # (the environment's own values win; an OpenBLAS that NumPy loaded before numwhisper is made to read
-# the environment again, see openblas.py). Idle
-# threads that spin long take the core from the other library's threads, which run right after:
-# OpenMP's default spin slowed the encoder 1.5x on two cores, and OpenBLAS's default spin of 2^28
-# cycles after each product costs 12% of an encoder window (0.86 -> 0.76 s); 2^4 yields at once.
+# the environment again, see openblas.py). Idle threads that spin long take the core from the other
+# library's threads, which run right after: OpenMP's default spin slowed the encoder 1.5x on two
+# cores, and OpenBLAS's default spin of 2^28 cycles after each product costs 12% of an encoder
+# window (0.86 -> 0.76 s); 2^4 yields at once.
 # Threads that sleep at once cost ~45 us to wake, which made the decoder's per-step kernels (tens of
 # microseconds each) slower on two threads than on one. A short OpenMP spin (GNU libgomp's
 # GOMP_SPINCOUNT; Intel's and LLVM's runtimes, which ignore it, sleep at once with KMP_BLOCKTIME=0)

@@ -259,4 +259,5 @@ def test_softmax_kernel_matches_float64_softmax_for_any_row_length():
             for run in (kernels.softmax, kernels.softmax_parallel):
                 got = x.copy()
                 run(got)
-                assert np.allclose(got, expected, rtol=2.5e-7, atol=1e-30), (n, peak, run.__name__, np.abs(got - expected).max())
+                assert np.allclose(got, expected, rtol=2.5e-7, atol=1e-30), \
+                    (n, peak, run.__name__, np.abs(got - expected).max())
