@@ -151,7 +151,19 @@ def pretokenize_pattern() -> re.Pattern:
     has a numeric value (``str.isnumeric``); filtering with those C methods first leaves
     ``unicodedata.category`` a few thousand characters to look at instead of 330 000.
     """
-    scanned = _scanned_characters()
+    return _pattern_over(_scanned_characters())
+
+
+@lru_cache(maxsize=1)
+def ascii_pretokenize_pattern() -> re.Pattern:
+    """``pretokenize_pattern`` with its letter and number classes cut to ASCII: the same matches on
+    ASCII text, built in well under a millisecond instead of ~40 ms (the suppressed symbols that
+    every transcription encodes are ASCII)."""
+    return _pattern_over("".join(map(chr, range(128))))
+
+
+def _pattern_over(scanned: str) -> re.Pattern:
+    """GPT-2's pattern with letter and number classes holding the L and N characters of ``scanned``."""
     L = _class_body(_code_point_ranges("".join(filter(str.isalpha, scanned))))
     numeric = filter(str.isnumeric, scanned)
     N = _class_body(_code_point_ranges("".join(c for c in numeric if unicodedata.category(c)[0] == "N")))
@@ -163,7 +175,8 @@ def pretokenize_pattern() -> re.Pattern:
 
 def pretokenize(text: str) -> list:
     """Split text into GPT-2 pre-tokens (their concatenation is the text)."""
-    return pretokenize_pattern().findall(text)
+    pattern = ascii_pretokenize_pattern() if text.isascii() else pretokenize_pattern()
+    return pattern.findall(text)
 
 
 def timestamp_text(index: int) -> str:

@@ -24,7 +24,8 @@ from safetensors import safe_open
 import tokenizer_corpus
 from numwhisper.checkpoint import ModelFileError
 from numwhisper.languages import LANGUAGES
-from numwhisper.tokenizer import SCANNED_PLANES, WHITESPACE_RANGES, Tokenizer, pretokenize, pretokenize_pattern
+from numwhisper.tokenizer import (SCANNED_PLANES, WHITESPACE_RANGES, Tokenizer, ascii_pretokenize_pattern, pretokenize,
+                                  pretokenize_pattern)
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "tokenizer"
 VOCABS = {"multilingual": "base", "gpt2": "tiny.en"}  # vocabulary -> model carrying it
@@ -99,6 +100,16 @@ def test_pretokenize_matches_the_regex_module_on_the_corpus(texts):
     pattern = regex.compile(GPT2_PATTERN)
     for text in texts:
         assert pretokenize(text) == pattern.findall(text), repr(text)
+
+
+def test_ascii_pattern_splits_ascii_text_as_the_full_pattern_does(texts):
+    every = "".join(map(chr, range(128)))
+    samples = [t for t in texts if t.isascii()] + [every, " ".join(every), "\n ".join(every), every[::-1]]
+    assert len(samples) > 1000
+    for text in samples:  # pretokenize takes the ASCII pattern for these
+        assert pretokenize(text) == pretokenize_pattern().findall(text) == ascii_pretokenize_pattern().findall(text)
+    # it must not meet other text: there "é" would not count as a letter
+    assert ascii_pretokenize_pattern().findall("éa") == ["é", "a"] and pretokenize("éa") == ["éa"]
 
 
 def test_letter_and_number_classes_equal_a_full_category_scan():
