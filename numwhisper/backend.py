@@ -45,8 +45,13 @@ class Backend(Protocol):
     def new_cache(self, cross: Any, batch: int = 1) -> Any:
         """An empty decoder cache for ``batch`` sequences attending to ``cross`` (opaque)."""
 
-    def decode(self, tokens: np.ndarray, cache: Any) -> Tuple[np.ndarray, Any]:
-        """New tokens [batch, t] after the cache's tokens -> (logits float32 [batch, t, n_vocab], next cache)."""
+    def decode(self, tokens: np.ndarray, cache: Any,
+               logits_at: Optional[Sequence[int]] = None) -> Tuple[np.ndarray, Any]:
+        """New tokens [batch, t] after the cache's tokens -> (logits float32 [batch, t, n_vocab], next cache).
+
+        ``logits_at`` (indices into the t new tokens, -1 the last) asks for those positions' logits
+        only: [batch, len(logits_at), n_vocab], the same values as those positions of a full call.
+        """
 
     def reorder(self, cache: Any, indices: Sequence[int]) -> Any:
         """The cache whose sequence b continues sequence indices[b]; the batch may change size."""
@@ -92,9 +97,9 @@ class NumpyBackend:
         """An empty KVCache for ``batch`` sequences."""
         return whisper_model.new_cache(self.weights, cross, batch)
 
-    def decode(self, tokens, cache: whisper_model.KVCache):
-        """(logits [B, t, V], next cache) of the new tokens [B, t]."""
-        return whisper_model.decode(self.weights, tokens, cache)
+    def decode(self, tokens, cache: whisper_model.KVCache, logits_at: Optional[Sequence[int]] = None):
+        """(logits [B, t, V] or [B, len(logits_at), V], next cache) of the new tokens [B, t]."""
+        return whisper_model.decode(self.weights, tokens, cache, logits_at)
 
     def reorder(self, cache: whisper_model.KVCache, indices: Sequence[int]) -> whisper_model.KVCache:
         """The cache with its sequences picked by ``indices``."""

@@ -522,9 +522,9 @@ class DecodingTask:
         backend = as_backend(backend)
         tokens = np.array([self.initial_tokens], dtype=np.int64)  # [1, T0]
         cache = backend.new_cache(cross, batch=1)
-        logits, cache = backend.decode(tokens, cache)  # [1, T0, V] the prompt, once
-        no_speech_prob = float(softmax(logits[:, self.sot_index])[0, self.tokenizer.no_speech])
-        logits = np.repeat(logits[:, -1], self.n_group, axis=0)  # [n, V]
+        logits, cache = backend.decode(tokens, cache, logits_at=(self.sot_index, -1))  # [1, 2, V] the prompt, once
+        no_speech_prob = float(softmax(logits[:, 0])[0, self.tokenizer.no_speech])
+        logits = np.repeat(logits[:, 1], self.n_group, axis=0)  # [n, V]
         tokens = np.repeat(tokens, self.n_group, axis=0)  # [n, T0]
         cache = backend.reorder(cache, [0] * self.n_group)
         sum_logprobs = np.zeros(self.n_group, dtype=np.float32)  # [n]

@@ -139,11 +139,16 @@ def _times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x [N, d_in] times a Linear weight [d_out, d_in] transposed -> [N, d_out] in x's dtype.
 
     Few float32 rows go through ``kernels.linear_rows`` (weight rows split across threads); more
-    through BLAS, a float16 weight widened ``WIDEN_ROWS`` rows at a time (the token embedding would
-    be 106 MB in float32 at once).
+    through BLAS (``_blas_times_weight``).
     """
     if x.dtype == np.float32 and x.shape[0] <= FEW_ROWS:
         return kernels.linear_rows(x, _kernel_operand(weight), numba.get_num_threads())  # [N, d_out]
+    return _blas_times_weight(x, weight)  # [N, d_out]
+
+
+def _blas_times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """x [N, d_in] times weight [d_out, d_in] transposed by BLAS -> [N, d_out], a float16 weight widened
+    ``WIDEN_ROWS`` rows at a time (the token embedding would be 106 MB in float32 at once)."""
     if weight.dtype != np.float16 or weight.shape[0] <= WIDEN_ROWS:
         return x @ _widened(weight, x.dtype).T  # [N, d_out]
     out = np.empty((x.shape[0], weight.shape[0]), x.dtype)  # [N, d_out]
@@ -151,6 +156,20 @@ def _times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
         stop = min(start + WIDEN_ROWS, weight.shape[0])
         out[:, start:stop] = x @ _widened(weight[start:stop], x.dtype).T  # [N, stop - start]
     return out
+
+
+def _rows_times_weight(x: np.ndarray, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` [P] of ``_times_weight(x, weight)``, x [N, d_in] -> [P, d_out], computing only those
+    rows where BLAS would take all N.
+
+    BLAS gives each row of a product the same bits whatever the number of rows, from two rows up
+    (measured on this machine's OpenBLAS, one and two threads; a single row goes to gemv, which sums
+    in another order, so one row is computed twice). The few-row kernel's rows are all computed.
+    """
+    if x.dtype == np.float32 and x.shape[0] <= FEW_ROWS:
+        return _times_weight(x, weight)[rows]  # [P, d_out]
+    picked = np.concatenate([rows, rows]) if rows.shape[0] == 1 else rows  # [max(P, 2)]
+    return _blas_times_weight(x[picked], weight)[:rows.shape[0]]  # [P, d_out]
 
 
 def _add_residual(w: Weights, name: str, x: np.ndarray, y: np.ndarray) -> None:
@@ -324,11 +343,13 @@ def _decoder_block(w: Weights, i: int, x: np.ndarray, cache: KVCache, n_batch: i
     _add_residual(w, f"{prefix}.mlp.2", x, _times_weight(m, w[f"{prefix}.mlp.2.weight"]))  # [B T, d]
 
 
-def decode(w: Weights, tokens, cache: KVCache):
+def decode(w: Weights, tokens, cache: KVCache, logits_at: Optional[Sequence[int]] = None):
     """Run the decoder on new tokens [B, T_new] after the cache's ``length`` tokens.
 
     Returns (logits [B, T_new, n_vocab] float32, the cache holding the new tokens too). Positions
     continue from cache.length; token t of the call sees every earlier token and itself.
+    ``logits_at``: indices into the new tokens (-1 the last) whose logits alone are computed and
+    returned, [B, len(logits_at), n_vocab], each equal bit for bit to its row of the full call.
     """
     dims = w.dims
     tokens = np.asarray(tokens, dtype=np.intp)  # [B, T_new]
@@ -346,9 +367,14 @@ def decode(w: Weights, tokens, cache: KVCache):
     for i in range(dims.n_text_layer):
         _decoder_block(w, i, x, cache, n_batch, n_new)
     x = _layer_norm(w, "decoder.ln", x)  # [B T, d]
-    logits = _times_weight(x, embedding)  # [B T, n_vocab] (tied output projection)
     cache = dataclasses.replace(cache, length=start + n_new)
-    return logits.reshape(n_batch, n_new, dims.n_vocab), cache
+    if logits_at is None:
+        logits = _times_weight(x, embedding)  # [B T, n_vocab] (tied output projection)
+        return logits.reshape(n_batch, n_new, dims.n_vocab), cache
+    at = np.arange(n_new)[np.asarray(logits_at, dtype=np.intp)]  # [P] in [0, T_new)
+    rows = (np.arange(n_batch)[:, None] * n_new + at).reshape(-1)  # [B P] rows of x
+    logits = _rows_times_weight(x, rows, embedding)  # [B P, n_vocab]
+    return logits.reshape(n_batch, at.shape[0], dims.n_vocab), cache
 
 
 def language_probs(w: Weights, audio_features: np.ndarray, sot_id: int, language_token_ids: Sequence[int],

@@ -204,8 +204,9 @@ class PaddleBackend:
         i = np.arange(n_new)[:, None] + start  # [T, 1]
         return self._tensor(np.where(j > i, -np.inf, 0.0))  # [T, S]
 
-    def decode(self, tokens, cache: PaddleCache):
-        """(logits float32 [B, t, V], next cache) of new tokens [B, t] after the cache's tokens."""
+    def decode(self, tokens, cache: PaddleCache, logits_at: Optional[Sequence[int]] = None):
+        """(logits float32 [B, t, V], next cache) of new tokens [B, t] after the cache's tokens;
+        ``logits_at`` picks positions of the new tokens (every one is computed, as PaddleX does)."""
         dims = self.dims
         tokens = np.asarray(tokens, dtype=np.int64)  # [B, t]
         if tokens.ndim != 2 or tokens.shape[0] != cache.batch:
@@ -242,7 +243,10 @@ class PaddleBackend:
         x = self._layer_norm("decoder.ln", x)  # [B, t, d]
         logits = x @ t["decoder.token_embedding.weight.T"]  # [B, t, V]
         cache = dataclasses.replace(cache, keys=tuple(keys), values=tuple(values), length=start + n_new)
-        return logits.numpy(), cache
+        logits = logits.numpy()  # [B, t, V]
+        if logits_at is not None:
+            logits = logits[:, np.arange(n_new)[np.asarray(logits_at, dtype=np.intp)]]  # [B, P, V]
+        return logits, cache
 
     def reorder(self, cache: PaddleCache, indices: Sequence[int]) -> PaddleCache:
         """The cache whose sequence b continues old sequence indices[b]; the batch may change."""

@@ -175,6 +175,23 @@ def test_reorder_can_grow_the_batch(backend_id, jfk_cross):
 
 
 @pytest.mark.parametrize("backend_id", BACKENDS)
+@pytest.mark.parametrize("n_tokens", [4, 40])  # the few-row kernel's side of FEW_ROWS and BLAS's
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("logits_at", [(-1,), (1, -1), (-1, -1), (0, 2, -1)])
+def test_logits_at_gives_the_full_calls_rows_bit_for_bit(backend_id, jfk_cross, n_tokens, batch, logits_at):
+    backend, cross = jfk_cross(backend_id)
+    tokens = np.array([(TOKENS * 4)[:n_tokens]] * batch)  # [B, T]
+    tokens[1:, 2:] = tokens[1:, :1:-1]  # a second sequence differs from the first
+    whole, whole_cache = backend.decode(tokens, backend.new_cache(cross, batch))  # [B, T, V]
+    picked, cache = backend.decode(tokens, backend.new_cache(cross, batch), logits_at=logits_at)  # [B, P, V]
+    assert picked.shape == (batch, len(logits_at), backend.dims.n_vocab) and picked.dtype == np.float32
+    expected = whole[:, list(logits_at)]  # [B, P, V]
+    assert np.array_equal(picked, expected), f"maxdiff {np.abs(picked - expected).max():.3g}"
+    step, _ = backend.decode(tokens[:, -1:], cache)  # [B, 1, V]: the cache took every new token
+    assert np.array_equal(step, backend.decode(tokens[:, -1:], whole_cache)[0])
+
+
+@pytest.mark.parametrize("backend_id", BACKENDS)
 def test_decode_refuses_bad_shapes_and_overflow(backend_id, jfk_cross):
     backend, cross = jfk_cross(backend_id)
     dims = backend.dims
