@@ -252,7 +252,12 @@ def encode(w: Weights, mel: np.ndarray) -> np.ndarray:
 
 
 def cross_kv(w: Weights, audio_features: np.ndarray) -> CrossKV:
-    """Every decoder layer's cross-attention keys and values for one window's audio_features [S, d]."""
+    """Every decoder layer's cross-attention keys and values for one window's audio_features [S, d].
+
+    Keys come from the transposed product (weight times xa transposed) and values one head at a time,
+    so both land in the kernels' layouts without a transposing copy; on this machine's OpenBLAS each
+    gives the bits of the plain product ``_times_weight(xa, weight)`` (tested).
+    """
     dims = w.dims
     xa = np.asarray(audio_features, dtype=np.float32)  # [S, d]
     n_ctx, d = xa.shape
@@ -262,13 +267,25 @@ def cross_kv(w: Weights, audio_features: np.ndarray) -> CrossKV:
     keys, values = [], []
     for i in range(dims.n_text_layer):
         name = f"decoder.blocks.{i}.cross_attn"
-        k = _times_weight(xa, w[f"{name}.key.weight"])  # [S, d]
+        k = _widened(w[f"{name}.key.weight"], np.float32) @ xa.T  # [d, S], i.e. [H, d_head, S]
         kernels.scale_(k, scale)
-        v = _times_weight(xa, w[f"{name}.value.weight"])  # [S, d]
-        kernels.add_bias(v, w[f"{name}.value.bias"])
-        keys.append(np.ascontiguousarray(k.reshape(n_ctx, n_head, d_head).transpose(1, 2, 0)))  # [H, d_head, S]
-        values.append(np.ascontiguousarray(v.reshape(n_ctx, n_head, d_head).transpose(1, 0, 2)))  # [H, S, d_head]
+        keys.append(k.reshape(n_head, d_head, n_ctx))  # [H, d_head, S]
+        values.append(_head_major_values(xa, w[f"{name}.value.weight"], w[f"{name}.value.bias"], n_head))
     return CrossKV(keys=tuple(keys), values=tuple(values))
+
+
+def _head_major_values(xa: np.ndarray, weight: np.ndarray, bias: np.ndarray, n_head: int) -> np.ndarray:
+    """Value projection of xa [S, d] plus bias, laid out head by head -> [H, S, d_head]; one BLAS
+    product per head."""
+    n_ctx, d = xa.shape
+    d_head = d // n_head
+    weight = _widened(weight, np.float32)  # [d, d]
+    values = np.empty((n_head, n_ctx, d_head), np.float32)  # [H, S, d_head]
+    for head in range(n_head):
+        rows = slice(head * d_head, (head + 1) * d_head)
+        np.matmul(xa, weight[rows].T, out=values[head])  # [S, d_head]
+        kernels.add_bias(values[head], bias[rows])
+    return values
 
 
 def new_cache(w: Weights, cross: CrossKV, batch: int = 1) -> KVCache:

@@ -238,6 +238,22 @@ def test_float16_decoder_matrices_give_the_float32_products_exactly(model_files)
         assert np.array_equal(ours, reference), np.abs(ours - reference).max()
 
 
+def test_cross_kv_layouts_hold_the_plain_products_bits(model_files):
+    """cross_kv computes keys transposed and values head by head, straight into the kernels' layouts;
+    each must equal the plain product of the features and the weight, rearranged, bit for bit."""
+    weights = whisper_model.load_weights(model_files["base"])
+    features = np.random.default_rng(0).standard_normal((1500, 512)).astype(np.float32)  # [S, d]
+    cross = whisper_model.cross_kv(weights, features)
+    n_head, d_head = weights.dims.n_text_head, weights.dims.n_text_state // weights.dims.n_text_head
+    scale = whisper_model._attention_scale(weights.dims.n_text_state, n_head)
+    for i in (0, weights.dims.n_text_layer - 1):
+        name = f"decoder.blocks.{i}.cross_attn"
+        k = whisper_model._times_weight(features, weights[f"{name}.key.weight"]) * scale  # [S, d]
+        v = whisper_model._times_weight(features, weights[f"{name}.value.weight"]) + weights[f"{name}.value.bias"]
+        assert np.array_equal(cross.keys[i], k.reshape(1500, n_head, d_head).transpose(1, 2, 0))  # [H, d_head, S]
+        assert np.array_equal(cross.values[i], v.reshape(1500, n_head, d_head).transpose(1, 0, 2))  # [H, S, d_head]
+
+
 def test_decoder_kernels_give_the_same_values_on_any_thread_count_and_batch(model_files):
     """The decoder's few-row products split weight rows across threads, its cross-attention heads and
     its causal attention beams: a step must give the same logits bit for bit on one thread and on
