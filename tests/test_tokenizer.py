@@ -24,8 +24,8 @@ from safetensors import safe_open
 import tokenizer_corpus
 from numwhisper.checkpoint import ModelFileError
 from numwhisper.languages import LANGUAGES
-from numwhisper.tokenizer import (SCANNED_PLANES, WHITESPACE_RANGES, Tokenizer, ascii_pretokenize_pattern, pretokenize,
-                                  pretokenize_pattern)
+from numwhisper.tokenizer import (SCANNED_PLANES, WHITESPACE_RANGES, Tokenizer, ascii_pretokenize_pattern,
+                                  only_ascii_words, pretokenize, pretokenize_pattern)
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "tokenizer"
 VOCABS = {"multilingual": "base", "gpt2": "tiny.en"}  # vocabulary -> model carrying it
@@ -102,14 +102,18 @@ def test_pretokenize_matches_the_regex_module_on_the_corpus(texts):
         assert pretokenize(text) == pattern.findall(text), repr(text)
 
 
-def test_ascii_pattern_splits_ascii_text_as_the_full_pattern_does(texts):
+def test_ascii_pattern_splits_text_with_ascii_words_as_the_full_pattern_does(texts):
     every = "".join(map(chr, range(128)))
-    samples = [t for t in texts if t.isascii()] + [every, " ".join(every), "\n ".join(every), every[::-1]]
-    assert len(samples) > 1000
+    symbols = "♪♩♫♬♭♮♯「」『』【】«»—…€ ¡¿\u3000\u00a0"  # non-ASCII, none a letter or number
+    samples = [t for t in texts if only_ascii_words(t)]
+    samples += [every, " ".join(every), "\n ".join(every), every[::-1], symbols, f"a{symbols}1 ".join(every)]
+    assert len(samples) > 1000 and any(not t.isascii() for t in samples)
     for text in samples:  # pretokenize takes the ASCII pattern for these
         assert pretokenize(text) == pretokenize_pattern().findall(text) == ascii_pretokenize_pattern().findall(text)
-    # it must not meet other text: there "é" would not count as a letter
-    assert ascii_pretokenize_pattern().findall("éa") == ["é", "a"] and pretokenize("éa") == ["éa"]
+    # any other letter or number sends text to the full pattern: there "é" and "٣" would not count
+    assert ascii_pretokenize_pattern().findall("éa ٣1") == ["é", "a", " ٣", "1"]
+    assert not only_ascii_words("éa ٣1") and pretokenize("éa ٣1") == ["éa", " ٣1"]
+    assert not only_ascii_words("♪ 我") and not only_ascii_words("½")
 
 
 def test_letter_and_number_classes_equal_a_full_category_scan():
