@@ -135,13 +135,18 @@ def _widened(weight: np.ndarray, dtype) -> np.ndarray:
     return weight.astype(dtype, copy=False)
 
 
+def _takes_few_row_kernel(x: np.ndarray) -> bool:
+    """Whether ``_times_weight`` sends x [N, d_in] to ``kernels.linear_rows`` (few float32 rows), not BLAS."""
+    return x.dtype == np.float32 and x.shape[0] <= FEW_ROWS
+
+
 def _times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x [N, d_in] times a Linear weight [d_out, d_in] transposed -> [N, d_out] in x's dtype.
 
     Few float32 rows go through ``kernels.linear_rows`` (weight rows split across threads); more
     through BLAS (``_blas_times_weight``).
     """
-    if x.dtype == np.float32 and x.shape[0] <= FEW_ROWS:
+    if _takes_few_row_kernel(x):
         return kernels.linear_rows(x, _kernel_operand(weight), numba.get_num_threads())  # [N, d_out]
     return _blas_times_weight(x, weight)  # [N, d_out]
 
@@ -166,7 +171,7 @@ def _rows_times_weight(x: np.ndarray, rows: np.ndarray, weight: np.ndarray) -> n
     (measured on this machine's OpenBLAS, one and two threads; a single row goes to gemv, which sums
     in another order, so one row is computed twice). The few-row kernel's rows are all computed.
     """
-    if x.dtype == np.float32 and x.shape[0] <= FEW_ROWS:
+    if _takes_few_row_kernel(x):
         return _times_weight(x, weight)[rows]  # [P, d_out]
     picked = np.concatenate([rows, rows]) if rows.shape[0] == 1 else rows  # [max(P, 2)]
     return _blas_times_weight(x[picked], weight)[:rows.shape[0]]  # [P, d_out]
