@@ -112,11 +112,12 @@ def main(argv=None) -> None:
     parser.add_argument("--cold-model", default="tiny.en")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "micro.md")
     args = parser.parse_args(argv)
-    from numwhisper import golden, kernels, model
-    from numwhisper.hub import load_checkpoint
+    from numwhisper import model, threads
+    from numwhisper.formats.hub import load_checkpoint
+    from numwhisper.golden import files as golden
     from numwhisper.mel import N_FRAMES, pad_or_trim
 
-    kernels.set_num_threads(args.threads)
+    threads.set_num_threads(args.threads)
     rows = cold_start(args.cold_model)
     w = model.weights_from_checkpoint(load_checkpoint(args.model))
     dims = w.dims

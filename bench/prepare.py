@@ -11,7 +11,7 @@ or ``--corpus``; the bench may read it, the test suite never does), else from ``
   languages in file-name order with 0.5 s of silence between, cut at 300 s.
 
 Weights, all the same whisper base (the float16 CTranslate2 package numwhisper converts from):
-numwhisper's safetensors (``numwhisper.hub``), a CTranslate2 directory for faster-whisper (the
+numwhisper's safetensors (``numwhisper.formats.hub``), a CTranslate2 directory for faster-whisper (the
 package's ``model.bin`` parts joined), an openai-whisper checkpoint (``{"dims", "model_state_dict"}``
 written by torch from the safetensors tensors, names unchanged) and the Paddle model directory
 ``/work/models/paddle/whisper_base`` (written by ``converters/safetensors_to_paddle.py``).
@@ -153,6 +153,6 @@ def openai_checkpoint(cache: Path, safetensors_path: Path) -> Path:
 
 def numwhisper_model(cache: Path) -> Path:
     """numwhisper's base model file (converted into numwhisper's cache when missing)."""
-    from numwhisper import hub
+    from numwhisper.formats import hub
 
     return Path(hub.resolve("base"))

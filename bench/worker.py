@@ -33,9 +33,9 @@ def windows(seeks) -> int:
 def run_numwhisper(clip: str, beam, threads: int, model_dir: str) -> dict:
     """numwhisper's Python API on the NumPy/Numba backend."""
     import numwhisper
-    from numwhisper import kernels
+    from numwhisper.threads import set_num_threads
 
-    kernels.set_num_threads(threads)
+    set_num_threads(threads)
     t_import = time.perf_counter()
     model = numwhisper.load_model(model_dir, device="cpu")
     t_load = time.perf_counter()

@@ -9,10 +9,10 @@ Tensors keep CTranslate2's dtype (float16 for the published conversions): nothin
 import argparse
 import sys
 
-from numwhisper import checkpoint
-from numwhisper.convert import ct2_to_checkpoint
-from numwhisper.ct2 import read_model_dir
 from numwhisper.errors import run_reporting_errors
+from numwhisper.formats import checkpoint
+from numwhisper.formats.convert import ct2_to_checkpoint
+from numwhisper.formats.ct2 import read_model_dir
 
 
 def main(argv=None) -> None:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from numwhisper import checkpoint
-from numwhisper.checkpoint import ModelFileError
-from numwhisper.errors import run_reporting_errors
-from numwhisper.paddle_dir import read_paddle_dir, read_paddle_tar
+from numwhisper.errors import ModelFileError, run_reporting_errors
+from numwhisper.formats import checkpoint
+from numwhisper.formats.paddlex_dir import read_paddle_dir, read_paddle_tar
 
 DTYPES = {"keep": None, "float16": np.float16, "float32": np.float32}
 

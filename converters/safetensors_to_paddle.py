@@ -14,8 +14,8 @@ import sys
 import numpy as np
 
 from numwhisper.errors import run_reporting_errors
-from numwhisper.hub import load_checkpoint
-from numwhisper.paddle_dir import write_paddle_dir
+from numwhisper.formats.hub import load_checkpoint
+from numwhisper.formats.paddlex_dir import write_paddle_dir
 
 DTYPES = {"float32": np.float32, "float16": np.float16}
 

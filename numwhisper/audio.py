@@ -1,9 +1,9 @@
-"""Turning decoded audio into the 16 kHz mono float32 signal Whisper's frontend expects.
+"""Samples as read (``inputs``) -> the 16 kHz mono float32 signal Whisper's frontend expects.
 
 By default every channel is averaged into one and other sample rates are resampled to 16 kHz
-(``scipy.signal.resample_poly``). With ``compat="paddlex"`` the audio is taken as PaddleX takes it:
-channel 0 only, and the sample rate is ignored (so anything that is not 16 kHz plays at the wrong
-speed, as in PaddleX). Reading inputs (files, URLs, bytes, arrays) is ``inputs.load_input``'s job.
+(``scipy.signal.resample_poly``). With ``paddlex=True`` (``DecodingOptions(compat="paddlex")``) the
+audio is taken as PaddleX takes it: channel 0 only, and the sample rate is ignored (so anything that
+is not 16 kHz plays at the wrong speed, as in PaddleX).
 """
 
 from __future__ import annotations
@@ -13,20 +13,15 @@ from typing import Optional
 
 import numpy as np
 
+from .inputs import FetchOptions, fail, load_input
 from .mel import SAMPLE_RATE
 
-COMPAT_PADDLEX = "paddlex"
 
-
-class AudioError(ValueError):
-    """An audio input that cannot be used (missing, unreadable, empty or misshapen); names the input."""
-
-
-def to_mono(samples: np.ndarray, compat: Optional[str] = None) -> np.ndarray:
-    """[N] or [N, channels] -> [N]: the channel mean, or channel 0 when compat="paddlex"."""
+def to_mono(samples: np.ndarray, paddlex: bool = False) -> np.ndarray:
+    """[N] or [N, channels] -> [N]: the channel mean, or channel 0 when ``paddlex``."""
     if samples.ndim == 1:
         return samples
-    if compat == COMPAT_PADDLEX:
+    if paddlex:
         return samples[:, 0]  # [N]
     return samples.mean(axis=1, dtype=np.float32)  # [N]
 
@@ -42,21 +37,25 @@ def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.nd
     return out.astype(np.float32)
 
 
-def to_16k_mono(samples: np.ndarray, rate: int, compat: Optional[str] = None) -> np.ndarray:
-    """float32 frames [N] or [N, channels] at ``rate`` Hz -> contiguous 16 kHz mono float32 [M]."""
-    if compat not in (None, COMPAT_PADDLEX):
-        raise ValueError(f"compat must be None or {COMPAT_PADDLEX!r}, got {compat!r}")
-    mono = to_mono(samples, compat)  # [N]
-    if compat != COMPAT_PADDLEX:
+def to_16k_mono(samples: np.ndarray, rate: int, paddlex: bool = False) -> np.ndarray:
+    """float32 samples [N] or [N, channels] at ``rate`` Hz -> contiguous 16 kHz mono float32 [M]."""
+    mono = to_mono(samples, paddlex)  # [N]
+    if not paddlex:
         mono = resample(mono, rate)  # [N * 16000 / rate]
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def load_audio(source, sample_rate: Optional[int] = None, compat: Optional[str] = None) -> np.ndarray:
-    """Any input ``inputs.load_input`` takes (path, URL, bytes, base64, array) -> 16 kHz mono float32 [N].
+def load_audio(source, sample_rate: Optional[float] = None, paddlex: bool = False,
+               fetch: FetchOptions = FetchOptions(), name: Optional[str] = None) -> np.ndarray:
+    """Any input ``inputs.load_input`` reads (path, URL, bytes, base64, array at ``sample_rate``) ->
+    16 kHz mono float32 [N].
 
-    Raises AudioError (a ValueError) naming the input when it is missing, unreadable or holds no samples.
+    Raises InputError (a ValueError) naming the input when it is missing, unreadable, holds no
+    samples, or holds samples that are NaN or infinite.
     """
-    from .inputs import load_input  # inputs builds on this module
-
-    return load_input(source, sample_rate=sample_rate, compat=compat)[1]
+    raw = load_input(source, sample_rate, fetch, name)
+    audio = to_16k_mono(raw.samples, raw.rate, paddlex)  # [N]
+    bad = np.count_nonzero(~np.isfinite(audio))
+    if bad:
+        raise fail(raw.name, f"{bad} of {audio.size} samples are NaN or infinite")
+    return audio

@@ -19,8 +19,9 @@ from typing import Any, Optional, Protocol, Sequence, Tuple, runtime_checkable
 import numpy as np
 
 from . import model as whisper_model
-from .checkpoint import Checkpoint, ModelDims, load
-from .devices import NUMPY, resolve_device
+from .devices import NUMPY, Device
+from .dims import ModelDims
+from .formats.checkpoint import Checkpoint, load
 from .mel import log_mel_spectrogram
 
 
@@ -61,7 +62,10 @@ class Backend(Protocol):
         """Softmax over the language tokens' logits after one step on [sot_id] -> float32 [n_languages]."""
 
 
-BACKEND_MEMBERS = ("dims", "log_mel", "encode", "cross_kv", "new_cache", "decode", "reorder", "language_probs")
+def backend_members() -> tuple:
+    """The names a Backend must have (its attributes and methods), read from the protocol itself."""
+    methods = [name for name, value in vars(Backend).items() if callable(value) and not name.startswith("_")]
+    return (*Backend.__annotations__, *methods)
 
 
 @dataclass(frozen=True)
@@ -116,18 +120,12 @@ def numpy_backend(path) -> NumpyBackend:
     return NumpyBackend.from_checkpoint(load(path))
 
 
-def load_backend(checkpoint: Checkpoint, device: Optional[str] = None) -> Backend:
-    """The backend that runs ``checkpoint`` on ``device`` (see ``devices``): NumPy for "cpu", else Paddle."""
-    resolved = resolve_device(device)
-    if resolved.backend == NUMPY:
+def load_backend(checkpoint: Checkpoint, device: Device) -> Backend:
+    """The backend that runs ``checkpoint`` on a resolved ``device`` (``devices.resolve_device``):
+    NumPy for "cpu", else Paddle."""
+    if device.backend == NUMPY:
         return NumpyBackend.from_checkpoint(checkpoint)
     from .paddle_backend import PaddleBackend
 
-    return PaddleBackend.from_checkpoint(checkpoint, resolved.name)
+    return PaddleBackend.from_checkpoint(checkpoint, device)
 
-
-def as_backend(model_or_weights) -> Backend:
-    """A Backend as given, or the NumPy backend over ``model.Weights`` (callers that still pass weights)."""
-    if isinstance(model_or_weights, whisper_model.Weights):
-        return NumpyBackend(model_or_weights)
-    return model_or_weights

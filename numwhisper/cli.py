@@ -13,47 +13,18 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .checkpoint import ModelFileError
+from .arguments import optional_float, optional_int, positive_int, str2bool
 from .decoding import COMPAT_PADDLEX, DecodingOptions
-from .devices import check_device
-from .errors import EXIT_BAD_INPUT, one_line
-from .hub import DEFAULT_MODEL
-from .inputs import InputError, expand_inputs
+from .devices import resolve_device
+from .errors import EXIT_ERROR, InputError, ModelFileError, print_error
+from .formats.hub import DEFAULT_MODEL
+from .inputs import expand_inputs
 from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config, transcribe_item
 from .progress import ProgressBar
 from .result import Result
-from .transcribe import load_model
+from .threads import set_num_threads
+from .transcription import load_model
 from .writers import ALL, WRITERS, write_result
-
-EXIT_USAGE = 2
-
-
-def str2bool(text: str) -> bool:
-    """"True"/"False" (any case, also yes/no/1/0) -> bool, as openai-whisper's CLI reads them."""
-    value = text.strip().lower()
-    if value in ("true", "yes", "1"):
-        return True
-    if value in ("false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
-
-
-def optional_float(text: str) -> Optional[float]:
-    """A float, or None for "None"/"null"."""
-    return None if text.strip().lower() in ("none", "null") else float(text)
-
-
-def optional_int(text: str) -> Optional[int]:
-    """An int, or None for "None"/"null"."""
-    return None if text.strip().lower() in ("none", "null") else int(text)
-
-
-def positive_int(text: str) -> int:
-    """A whole number >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,14 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-OPTION_FIELDS = ("task", "language", "temperature", "temperature_increment_on_fallback", "best_of", "beam_size",
-                 "patience", "length_penalty", "initial_prompt", "condition_on_previous_text",
-                 "compression_ratio_threshold", "logprob_threshold", "no_speech_threshold", "seed", "compat")
-
-
 def decoding_options(args: argparse.Namespace) -> DecodingOptions:
-    """The decoding options the arguments ask for (ValueError for a bad combination)."""
-    return DecodingOptions(**{name: getattr(args, name) for name in OPTION_FIELDS})
+    """The decoding options the arguments ask for: every DecodingOptions field the parser defines
+    (ValueError for a bad combination)."""
+    given = vars(args)
+    return DecodingOptions(**{f.name: given[f.name] for f in dataclasses.fields(DecodingOptions) if f.name in given})
 
 
 def chosen_model(args: argparse.Namespace) -> str:
@@ -114,11 +82,6 @@ def chosen_model(args: argparse.Namespace) -> str:
     if args.pipeline and args.pipeline != PIPELINE_NAME:
         return model_from_config(load_config(args.pipeline))
     return DEFAULT_MODEL
-
-
-def report(message: str) -> None:
-    """One error line on stderr."""
-    print(f"error: {one_line(message)}", file=sys.stderr)
 
 
 def batch_stem(result: Result, number: int, used: set) -> str:
@@ -146,12 +109,11 @@ def run(args: argparse.Namespace) -> int:
     inputs = [*args.audio, *args.input]
     if not inputs:
         raise ValueError("no input given: pass audio files, directories or URLs")
-    check_device(args.device)
+    device = resolve_device(args.device)  # fails before anything is read
     options = decoding_options(args)
     if args.threads is not None:
-        from .kernels import set_num_threads
         set_num_threads(args.threads)
-    model = load_model(chosen_model(args), device=args.device)
+    model = load_model(chosen_model(args), device=device)
     failures, used_stems = 0, set()
     items = expand_inputs(inputs)
     show_progress = args.verbose and sys.stderr.isatty()
@@ -160,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = Result(transcribe_item(model, item, options, progress=bar))
         except (InputError, ValueError) as err:
-            report(str(err) if str(err).startswith(item.name) else f"{item.name}: {err}")
+            print_error(str(err) if str(err).startswith(item.name) else f"{item.name}: {err}")
             failures += 1
             continue
         finally:
@@ -170,19 +132,18 @@ def run(args: argparse.Namespace) -> int:
         if args.output_dir:
             write_result(result, args.output_dir, args.output_format or "json",
                          stem=batch_stem(result, number, used_stems))
-    return EXIT_BAD_INPUT if failures else 0
+    return EXIT_ERROR if failures else 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m numwhisper`` and the ``numwhisper`` script (``serve`` starts the HTTP service)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
-        from .server import main as serve_main
+        from .serve.cli import main as serve_main
         return serve_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return run(args)
     except (ModelFileError, ValueError) as err:
-        report(str(err))
-        return EXIT_USAGE
+        return print_error(err)

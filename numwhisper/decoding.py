@@ -29,19 +29,15 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import kernels
-from .backend import Backend, as_backend
-from .languages import PADDLEX_CODE_ALIASES
-from .tokenizer import TASKS, Tokenizer, language_code
+from .backend import Backend
+from .errors import PaddleXFailure
+from .languages import language_code, paddlex_code
+from .tokenizer import TASKS, Tokenizer
 
 COMPAT_PADDLEX = "paddlex"
 COMPAT_MODES = (None, COMPAT_PADDLEX)
 LOG_SOFTMAX_FLOOR = -64.0  # paddle's CPU log_softmax clamps (logit - row max) at this value
 SECONDS_PER_TIMESTAMP = 0.02  # one timestamp token step: 30 s / 1500 audio positions
-OPENAI_TO_PADDLEX_CODE = {code: alias for alias, code in PADDLEX_CODE_ALIASES.items()}
-
-
-class PaddleXFailure(ValueError):
-    """Raised in compat="paddlex" mode where PaddleX itself would fail (e.g. decoding no tokens)."""
 
 
 @dataclass(frozen=True)
@@ -415,19 +411,14 @@ def text_of(tokenizer: Tokenizer, ids: Sequence[int], options: DecodingOptions, 
     return tokenizer.decode(ids)
 
 
-def output_language_code(code: str) -> str:
-    """A language code as PaddleX reports it (Hebrew is "iw")."""
-    return OPENAI_TO_PADDLEX_CODE.get(code, code)
-
-
 def detect_language(backend: Backend, tokenizer: Tokenizer, audio_features: np.ndarray,
                     cross=None) -> Tuple[str, dict]:
     """Most likely language of a window's audio features -> (code as PaddleX spells it, {code: prob})."""
     if not tokenizer.is_multilingual:
         raise ValueError("this model is English-only: it has no language tokens to detect with")
     ids = tokenizer.all_language_tokens
-    probs = as_backend(backend).language_probs(audio_features, tokenizer.sot, ids, cross=cross)  # [n_lang]
-    codes = [output_language_code(c) for c in tokenizer.all_language_codes]
+    probs = backend.language_probs(audio_features, tokenizer.sot, ids, cross=cross)  # [n_lang]
+    codes = [paddlex_code(c) for c in tokenizer.all_language_codes]
     return codes[int(np.argmax(probs))], dict(zip(codes, (float(p) for p in probs)))
 
 
@@ -444,7 +435,7 @@ def choose_language(tokenizer: Tokenizer, options: DecodingOptions, detected: Op
     """
     if options.language is not None:
         language = language_code(options.language)
-        return language, options.language if options.paddlex else output_language_code(language)
+        return language, options.language if options.paddlex else paddlex_code(language)
     if detected is not None:
         return language_code(detected), detected
     return "en", "en"
@@ -484,7 +475,7 @@ class DecodingTask:
               prompt: Sequence[int] = ()) -> "DecodingTask":
         """Wire a task for ``language`` (a code) with ``prompt`` (previous-text tokens) as context."""
         check_english_only(tokenizer, language, options)
-        n_ctx = as_backend(backend).dims.n_text_ctx
+        n_ctx = backend.dims.n_text_ctx
         sample_len = options.sample_len or n_ctx // 2
         sot_sequence = tokenizer.sot_sequence(language, options.task, without_timestamps=options.without_timestamps)
         initial = list(sot_sequence)
@@ -519,7 +510,6 @@ class DecodingTask:
 
         Returns (tokens [n, T], sum_logprobs [n], no-speech probability, beam state).
         """
-        backend = as_backend(backend)
         tokens = np.array([self.initial_tokens], dtype=np.int64)  # [1, T0]
         cache = backend.new_cache(cross, batch=1)
         logits, cache = backend.decode(tokens, cache, logits_at=(self.sot_index, -1))  # [1, 2, V] the prompt, once
@@ -551,7 +541,6 @@ class DecodingTask:
 
         ``cross``: the backend's cross_kv of the features, when the caller already has it.
         """
-        backend = as_backend(backend)
         if cross is None:
             cross = backend.cross_kv(audio_features)
         tokens, sum_logprobs, no_speech_prob, state = self.main_loop(backend, cross, rng)
@@ -565,7 +554,7 @@ class DecodingTask:
         chosen = tuple(candidates[best])
         text = text_of(self.tokenizer, chosen, self.options, "the window's decoded tokens").strip()
         return DecodingResult(
-            language=output_language_code(self.language), tokens=chosen, text=text,
+            language=paddlex_code(self.language), tokens=chosen, text=text,
             avg_logprob=sums[best] / (len(chosen) + 1), no_speech_prob=no_speech_prob,
             temperature=self.options.temperature, compression_ratio=compression_ratio(text),
             sum_logprob=sums[best])
@@ -580,7 +569,6 @@ def decode(backend: Backend, tokenizer: Tokenizer, audio_features: np.ndarray,
     the language is detected on this window first. At temperature > 0 a seeded generator is made
     from options.seed unless ``rng`` is given.
     """
-    backend = as_backend(backend)
     if cross is None:
         cross = backend.cross_kv(audio_features)
     detected, language_probs = None, None

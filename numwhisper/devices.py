@@ -179,7 +179,3 @@ def resolve_device(device: Optional[str]) -> Device:
         check_paddle_device(parsed)
     return parsed
 
-
-def check_device(device: Optional[str]) -> str:
-    """The name of the device ``device`` resolves to (ValueError when it cannot run here)."""
-    return resolve_device(device).name

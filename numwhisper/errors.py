@@ -1,12 +1,32 @@
-"""How command-line entry points report errors: one line naming the input and the cause."""
+"""What can go wrong, and how numwhisper's commands say so.
+
+The rule for exception classes: every error a caller of the library may want to catch is defined
+here, at the bottom of the package, so that any layer can raise it without importing another. All
+are ValueErrors whose message is one line naming the input and the cause. (The HTTP service's
+refusals, which carry a status code, belong to ``serve``.)
+
+Every command (``numwhisper``, ``numwhisper serve``, ``numwhisper.golden check``, the converters)
+reports a failure as one ``error: <cause>`` line on stderr through ``print_error`` and exits with
+``EXIT_ERROR``.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from .checkpoint import ModelFileError
+EXIT_ERROR = 2  # the command could not do (all of) what it was asked: bad arguments, input or model
 
-EXIT_BAD_INPUT = 2
+
+class ModelFileError(ValueError):
+    """A model file (or a source being converted) is missing, malformed or inconsistent."""
+
+
+class InputError(ValueError):
+    """An input that cannot become audio (missing, unreadable, empty, misshapen); names the input."""
+
+
+class PaddleXFailure(ValueError):
+    """Raised in compat="paddlex" mode where PaddleX itself would fail (e.g. decoding no tokens)."""
 
 
 def one_line(message: str) -> str:
@@ -14,15 +34,19 @@ def one_line(message: str) -> str:
     return "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
+def print_error(message) -> int:
+    """Print ``error: <message>`` as one line on stderr; returns EXIT_ERROR for the caller to exit with."""
+    print(f"error: {one_line(message)}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def run_reporting_errors(main, argv=None) -> int:
-    """Run ``main(argv)``; a bad input prints ``error: <cause>`` on stderr and returns exit code 2."""
+    """Run ``main(argv)``; a bad model file or an OS error prints one error line and returns EXIT_ERROR."""
     try:
         main(argv)
     except ModelFileError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return print_error(err)
     except OSError as err:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        print(f"error: {one_line(where + str(err.strerror or err))}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return print_error(where + str(err.strerror or err))
     return 0

@@ -1,12 +1,13 @@
-"""What users hand over (paths, directories, URLs, bytes, base64 text, arrays) -> 16 kHz mono audio.
+"""What users hand over (paths, directories, URLs, bytes, base64 text, arrays) -> samples and their rate.
 
-Every input ends as a name (used in messages and, for paths and URLs, as the result's ``input_path``)
-and float32 samples at 16 kHz, one channel. Decoding is soundfile's (wav, flac, ogg/vorbis, opus,
-mp3, ...; no ffmpeg); downmixing and polyphase resampling are ``audio.to_16k_mono``'s. An unusable
-input raises InputError: a ValueError whose message is one line, ``<input>: <cause>``.
+Every input ends as a ``RawAudio``: a name (used in messages and, for paths and URLs, as the result's
+``input_path``), float32 samples [N, channels] (or [N] for a 1-D array) as the source holds them, and
+their sample rate. Decoding is soundfile's (wav, flac, ogg/vorbis, opus, mp3, ...; no ffmpeg);
+turning the samples into Whisper's 16 kHz mono is the next stage's (``audio``). An unusable input
+raises InputError: a ValueError whose message is one line, ``<input>: <cause>``.
 
-For a command line, ``expand_inputs`` turns a list of inputs into work items (a directory becomes its
-audio files) and ``WorkItem.load`` reads one; a bad item carries its error instead of stopping the
+For a batch, ``expand_inputs`` turns a list of inputs into work items (a directory becomes its audio
+files); an input that cannot be expanded becomes an item carrying its error instead of stopping the
 batch.
 """
 
@@ -24,13 +25,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import soundfile
 
-from .audio import AudioError, to_16k_mono
-from .errors import one_line
+from .errors import InputError, one_line
 from .mel import SAMPLE_RATE
 
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
@@ -45,10 +45,6 @@ _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
 _WHITESPACE = re.compile(r"\s+")
 
 
-class InputError(AudioError):
-    """An input that cannot become audio; the message is one line naming the input and the cause."""
-
-
 @dataclass(frozen=True)
 class FetchOptions:
     """Limits for reading audio from an http(s) URL."""
@@ -56,6 +52,14 @@ class FetchOptions:
     timeout: float = 30.0                # seconds any connect or read may wait
     max_bytes: int = DEFAULT_MAX_BYTES   # larger bodies are refused
     max_redirects: int = 5
+
+
+class RawAudio(NamedTuple):
+    """An input read: its name, its float32 samples [N] or [N, channels], and their rate in Hz."""
+
+    name: str
+    samples: np.ndarray
+    rate: int
 
 
 def fail(name: str, cause: str) -> InputError:
@@ -97,19 +101,15 @@ def checked_rate(sample_rate, name: str) -> int:
     return int(rate)
 
 
-def finish(samples: np.ndarray, rate: int, name: str, compat: Optional[str]) -> np.ndarray:
-    """Decoded frames [N] or [N, C] at ``rate`` -> 16 kHz mono float32 [M], refusing empty or non-finite audio."""
+def not_empty(samples: np.ndarray, name: str) -> np.ndarray:
+    """The samples [N] or [N, C], refusing a source that holds none."""
     if samples.shape[0] == 0 or samples.size == 0:
         raise fail(name, "no audio samples (zero length)")
-    audio = to_16k_mono(samples, rate, compat)  # [M]
-    bad = np.count_nonzero(~np.isfinite(audio))
-    if bad:
-        raise fail(name, f"{bad} of {audio.size} samples are NaN or infinite")
-    return audio
+    return samples
 
 
-def from_array(array, sample_rate=SAMPLE_RATE, name: str = "array", compat: Optional[str] = None) -> np.ndarray:
-    """A NumPy array [N] or channels-last [N, C] of int or float PCM at ``sample_rate`` -> 16 kHz mono float32."""
+def from_array(array, sample_rate=SAMPLE_RATE, name: str = "array") -> RawAudio:
+    """A NumPy array [N] or channels-last [N, C] of int or float PCM at ``sample_rate`` -> float32 samples."""
     try:
         samples = np.asarray(array)
     except ValueError as err:  # ragged nested lists
@@ -122,7 +122,7 @@ def from_array(array, sample_rate=SAMPLE_RATE, name: str = "array", compat: Opti
         raise fail(name, f"shape {list(samples.shape)} has more channels than samples; "
                          "pass channels last, [N, channels]")
     samples = pcm_to_float(samples, name)  # [N] or [N, C]
-    return finish(samples, checked_rate(sample_rate, name), name, compat)
+    return RawAudio(name, samples, checked_rate(sample_rate, name))
 
 
 # ------------------------------------------------------------------------------------ files and bytes
@@ -143,17 +143,17 @@ def decode(source, name: str) -> Tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
-def from_bytes(data: bytes, name: str = "bytes", compat: Optional[str] = None) -> np.ndarray:
-    """The bytes of an audio file (wav, flac, ogg, mp3, ...) -> 16 kHz mono float32."""
+def from_bytes(data: bytes, name: str = "bytes") -> RawAudio:
+    """The bytes of an audio file (wav, flac, ogg, mp3, ...) -> its float32 samples [N, C]."""
     data = bytes(data)
     if len(data) == 0:
         raise fail(name, "empty (0 bytes)")
     samples, rate = decode(io.BytesIO(data), name)  # [N, C]
-    return finish(samples, rate, name, compat)
+    return RawAudio(name, not_empty(samples, name), rate)
 
 
-def from_file(path: Union[str, Path], compat: Optional[str] = None, name: Optional[str] = None) -> np.ndarray:
-    """A local audio file -> 16 kHz mono float32; errors start with ``name`` (default: the path)."""
+def from_file(path: Union[str, Path], name: Optional[str] = None) -> RawAudio:
+    """A local audio file -> its float32 samples [N, C]; errors start with ``name`` (default: the path)."""
     name = name or str(path)
     if not path_exists(str(path)):
         raise fail(name, "no such file or directory")
@@ -163,7 +163,7 @@ def from_file(path: Union[str, Path], compat: Optional[str] = None, name: Option
     if path.stat().st_size == 0:
         raise fail(name, "empty file (0 bytes)")
     samples, rate = decode(str(path), name)  # [N, C]
-    return finish(samples, rate, name, compat)
+    return RawAudio(name, not_empty(samples, name), rate)
 
 
 # --------------------------------------------------------------------------------------------- base64
@@ -188,10 +188,10 @@ def base64_payload(text: str, name: str) -> bytes:
         raise fail(name, f"not valid base64 text ({err})") from None
 
 
-def from_base64(text: str, name: Optional[str] = None, compat: Optional[str] = None) -> np.ndarray:
-    """Base64 text of an audio file (optionally a ``data:audio/...;base64,`` URI) -> 16 kHz mono float32."""
+def from_base64(text: str, name: Optional[str] = None) -> RawAudio:
+    """Base64 text of an audio file (optionally a ``data:audio/...;base64,`` URI) -> its float32 samples."""
     name = name or short_name(text.strip())
-    return from_bytes(base64_payload(text, name), name=name, compat=compat)
+    return from_bytes(base64_payload(text, name), name=name)
 
 
 # ------------------------------------------------------------------------------------------------ URLs
@@ -258,9 +258,9 @@ def read_limited(response, name: str, max_bytes: int, chunk: int = 1 << 20) -> b
             raise fail(name, f"too large (more than {max_bytes} bytes, the limit)")
 
 
-def from_url(url: str, compat: Optional[str] = None, fetch: FetchOptions = FetchOptions()) -> np.ndarray:
-    """An audio file at an http(s) URL -> 16 kHz mono float32."""
-    return from_bytes(fetch_url(url, fetch), name=url, compat=compat)
+def from_url(url: str, fetch: FetchOptions = FetchOptions()) -> RawAudio:
+    """An audio file at an http(s) URL -> its float32 samples."""
+    return from_bytes(fetch_url(url, fetch), name=url)
 
 
 # ----------------------------------------------------------------------------------- telling kinds apart
@@ -305,9 +305,9 @@ def looks_like_base64(text: str) -> bool:
     return len(compact) >= MIN_BASE64_CHARS and bool(_BASE64_CHARS.match(compact))
 
 
-def load_input(source, sample_rate=None, compat: Optional[str] = None,
-               fetch: FetchOptions = FetchOptions(), name: Optional[str] = None) -> Tuple[str, np.ndarray]:
-    """Any supported input -> (name, 16 kHz mono float32 audio [N]).
+def load_input(source, sample_rate=None, fetch: FetchOptions = FetchOptions(),
+               name: Optional[str] = None) -> RawAudio:
+    """Any supported input -> RawAudio (name, float32 samples [N] or [N, channels], rate).
 
     ``source``: a path (str or Path), an http(s) URL, base64 text or a ``data:`` URI, bytes or a binary
     file object holding an audio file, or a NumPy array [N] / [N, channels] at ``sample_rate`` (default
@@ -316,52 +316,32 @@ def load_input(source, sample_rate=None, compat: Optional[str] = None,
     """
     kind = kind_of(source)
     if kind == "array":
-        name = name or "array"
-        return name, from_array(source, SAMPLE_RATE if sample_rate is None else sample_rate, name, compat)
+        return from_array(source, SAMPLE_RATE if sample_rate is None else sample_rate, name or "array")
     if kind == "bytes":
-        name = name or "bytes"
-        return name, from_bytes(source, name, compat)
+        return from_bytes(source, name or "bytes")
     if kind == "file-object":
-        name = name or str(getattr(source, "name", "file object"))
-        return name, from_bytes(source.read(), name, compat)
+        return from_bytes(source.read(), name or str(getattr(source, "name", "file object")))
     if kind == "url":
         name = name or source
-        return name, from_bytes(fetch_url(source, fetch, name), name, compat)
+        return from_bytes(fetch_url(source, fetch, name), name)
     if kind in ("data-uri", "base64"):
-        name = name or short_name(source.strip())
-        return name, from_base64(source, name, compat)
+        return from_base64(source, name or short_name(source.strip()))
     if kind == "path":
-        return name or str(source), from_file(source, compat, name)
+        return from_file(source, name)
     raise fail(name or type(source).__name__, "unsupported input; give a path, URL, base64 text, bytes or an array")
 
 
-# ------------------------------------------------------------------------------------- batches (CLI)
+# ------------------------------------------------------------------------------------------- batches
 
 @dataclass(frozen=True, eq=False)
 class WorkItem:
-    """One input of a batch: its name, where it came from, and then either its audio or its error."""
+    """One input of a batch: its name, what to read, and the error when it cannot even be expanded."""
 
     name: str                          # shown in messages; the path or URL when there is one
-    source: Any = None                 # what ``load_input`` reads (None once loaded or failed)
+    source: Any = None                 # what ``load_input`` reads
     input_path: Optional[str] = None   # the result's input_path: the path or URL, else None
     sample_rate: Optional[float] = None
-    audio: Optional[np.ndarray] = None  # [N] float32 16 kHz, once loaded
     error: Optional[InputError] = None
-
-    @property
-    def ok(self) -> bool:
-        """True unless the item failed to expand or load."""
-        return self.error is None
-
-    def load(self, compat: Optional[str] = None, fetch: FetchOptions = FetchOptions()) -> "WorkItem":
-        """This item with its audio read (or its InputError set); never raises for a bad input."""
-        if self.error is not None or self.audio is not None:
-            return self
-        try:
-            _, audio = load_input(self.source, self.sample_rate, compat, fetch, self.name)  # [N]
-        except InputError as err:
-            return dataclasses.replace(self, source=None, error=err)
-        return dataclasses.replace(self, source=None, audio=audio)
 
 
 def directory_items(directory: Path) -> List[WorkItem]:
@@ -411,9 +391,3 @@ def expand_inputs(inputs: Iterable) -> List[WorkItem]:
             items.append(dataclasses.replace(item, sample_rate=rate) if rate is not None else item)
     return items
 
-
-def load_items(items: Iterable[WorkItem], compat: Optional[str] = None,
-               fetch: FetchOptions = FetchOptions()) -> Iterator[WorkItem]:
-    """Load work items one at a time (so a directory of long files is not held in memory at once)."""
-    for item in items:
-        yield item.load(compat=compat, fetch=fetch)

@@ -9,14 +9,14 @@ decoder's products with few rows (``linear_rows``), its masked attention over th
 attention over the audio window (``cross_attention``).
 Kernels named ``*_parallel`` split rows across threads (worth it for the encoder's 1500 rows); the
 plain ones run on one thread. The decoder's few-row products, its cross-attention and its causal
-attention split their work (weight rows, heads, beams) across threads too: with OpenMP threads that
-spin briefly between parallel regions (see ``numwhisper/__init__``), starting them costs a few
-microseconds. ``set_num_threads`` sets both Numba's and the BLAS thread count. Compiled code is
+attention split their work (weight rows, heads, beams) across threads too, which pays because
+OpenMP threads spin briefly between parallel regions (``threads.tune``, applied when this module is
+imported). The thread count is ``threads.set_num_threads``'s. Compiled code is
 cached on disk next to this file (``cache=True``); ``error_model="numpy"`` keeps divisions free of
 Python's zero checks so that loops vectorise.
 
 Arithmetic follows PaddlePaddle's float32 kernels operation for operation (bias add, then scale;
-``x * 0.5 * (1 + erf(x / sqrt(2)))``; layer norm eps 1e-5), with sums accumulated in float64.
+``x * 0.5 * (1 + erf(x / sqrt(2)))``; layer norm with ``dims.LAYER_NORM_EPS``), with sums accumulated in float64.
 Arrays may also be float64 holding the float32-rounded values (the encoder runs some products in
 float64, see model.py): every kernel first rounds its input to float32, so both give the same result.
 """
@@ -31,9 +31,10 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from . import openblas
+from . import threads
+from .dims import LAYER_NORM_EPS
 
-LAYER_NORM_EPS = 1e-5  # Whisper's (and paddle.nn.LayerNorm's default) epsilon
+threads.tune()  # before any parallel kernel starts the OpenMP runtime (see threads)
 
 _F32_HALF = np.float32(0.5)
 _F32_ONE = np.float32(1.0)
@@ -41,8 +42,8 @@ _F32_SQRT1_2 = np.float32(1.0 / math.sqrt(2.0))
 
 # erf(x) ~= x * P(x^2) / Q(x^2) on |x| <= _ERF_CLAMP, evaluated in float64: a rational fit made for
 # this module (Lawson-weighted least squares on the relative error); |error| < 6e-8 everywhere, i.e.
-# within float32 rounding. Beyond the clamp erf(x) rounds to +-1 in float32. Unlike libm's erf, this
-# vectorises (no branches, no calls): ~40x faster than math.erf in a Numba loop.
+# within float32 rounding. Beyond the clamp erf(x) rounds to +-1 in float32. Unlike libm's erf (a
+# call to math.erf), this vectorises: no branches, no calls.
 _ERF_CLAMP = 3.925
 _ERF_P0, _ERF_P1, _ERF_P2, _ERF_P3 = 1.12837911e+00, 2.00375261e-01, 5.06326803e-02, 3.71960773e-03
 _ERF_P4, _ERF_P5, _ERF_P6 = 1.42179662e-04, -1.95657946e-06, 1.98684774e-08
@@ -205,8 +206,8 @@ def add_bias(x, b):
 @njit(cache=True)
 def sequential_row_sums(x):
     """float32 [B, V] -> [B, 1]: each row summed front to back in float32 (paddle's CPU sum order).
-    Rows go four at a time, so that four chains of additions overlap (log_softmax of a beam of five
-    rows: 0.50 -> 0.37 ms)."""
+    Rows go four at a time, so that four chains of additions overlap instead of running one after
+    the other."""
     n = x.shape[0]
     out = np.empty((n, 1), dtype=np.float32)
     b = 0
@@ -484,22 +485,3 @@ def conv1d_gelu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int
     bias_gelu_parallel(y, bias)  # float32 values, held in float64
     return y.astype(np.float32)  # [T_out, C_out]
 
-
-def set_num_threads(n: int | None = None) -> int:
-    """Use n threads (default: every core Numba sees) in the Numba kernels and in NumPy's BLAS.
-
-    BLAS threads are set through threadpoolctl when it is installed, otherwise through the
-    OpenBLAS bundled with NumPy's wheels; with any other BLAS its own environment variables
-    (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS) decide. Returns the count used.
-    """
-    n = numba.config.NUMBA_NUM_THREADS if n is None else max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(n)
-    try:
-        import threadpoolctl
-    except ImportError:
-        setter = openblas.thread_setter(np)
-        if setter is not None:
-            setter(n)
-    else:
-        threadpoolctl.threadpool_limits(n, user_api="blas")
-    return n

@@ -1,6 +1,9 @@
-"""Whisper's 99 languages, in the order of their tokens (<|en|> is the first language token).
+"""Whisper's 99 languages and the layout of the special tokens around them.
 
-Codes are OpenAI's. PaddleX names Hebrew ``iw`` instead of ``he``; both are accepted as input.
+A Whisper vocabulary holds its text tokens, then <|endoftext|>, <|startoftranscript|>, one token per
+language (in the order of ``LANGUAGES``; <|en|> first), the task and control tokens, and the
+timestamps. Codes are OpenAI's; PaddleX names Hebrew ``iw`` instead of ``he``, and both are accepted
+as input, as are English names.
 """
 
 LANGUAGES = {
@@ -28,17 +31,52 @@ LANGUAGES = {
 
 # PaddleX's spelling of a language code -> OpenAI's.
 PADDLEX_CODE_ALIASES = {"iw": "he"}
+_OPENAI_TO_PADDLEX = {code: alias for alias, code in PADDLEX_CODE_ALIASES.items()}
 
-# Special tokens that follow <|startoftranscript|> and the language tokens, in id order
-# (spelled as in the Hugging Face / CTranslate2 vocabularies).
-TASK_AND_CONTROL_TOKENS = (
-    "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
-    "<|nocaptions|>", "<|notimestamps|>",
+
+def paddlex_code(code: str) -> str:
+    """An OpenAI language code as PaddleX spells it in results and vocabularies (Hebrew is "iw")."""
+    return _OPENAI_TO_PADDLEX.get(code, code)
+
+# Language names PaddleX also accepts (besides the English names of LANGUAGES).
+LANGUAGE_NAME_ALIASES = {
+    "burmese": "my", "valencian": "ca", "flemish": "nl", "haitian": "ht",
+    "letzeburgesch": "lb", "pushto": "ps", "panjabi": "pa", "moldavian": "ro",
+    "moldovan": "ro", "sinhalese": "si", "castilian": "es",
+}
+
+EOT_TEXT = "<|endoftext|>"
+SOT_TEXT = "<|startoftranscript|>"
+# The special tokens after the language tokens, in id order: (OpenAI's spelling, the spelling of the
+# Hugging Face / CTranslate2 vocabulary files).
+CONTROL_TOKENS = (
+    ("<|translate|>", "<|translate|>"), ("<|transcribe|>", "<|transcribe|>"),
+    ("<|startoflm|>", "<|startoflm|>"), ("<|startofprev|>", "<|startofprev|>"),
+    ("<|nospeech|>", "<|nocaptions|>"), ("<|notimestamps|>", "<|notimestamps|>"),
 )
+ENGLISH_ONLY_VOCAB = 51864  # entries of the English-only (GPT-2) vocabulary; multilingual ones have more
+
+
+def is_multilingual(n_vocab: int) -> bool:
+    """Whether a vocabulary of ``n_vocab`` entries has language tokens (51865, or 51866 for large-v3)."""
+    return n_vocab > ENGLISH_ONLY_VOCAB
+
+
+def language_code(language: str) -> str:
+    """A code of LANGUAGES from a code, PaddleX's code ("iw") or an English name; ValueError if unknown."""
+    key = language.lower()
+    key = PADDLEX_CODE_ALIASES.get(key, key)
+    if key in LANGUAGES:
+        return key
+    by_name = {name: code for code, name in LANGUAGES.items()}
+    code = by_name.get(key) or LANGUAGE_NAME_ALIASES.get(key)
+    if code is None:
+        raise ValueError(f"unsupported language: {language!r}")
+    return code
 
 
 def whisper_added_tokens(eot_id: int) -> dict:
-    """The special tokens of a Whisper vocabulary whose <|endoftext|> has id ``eot_id``."""
-    names = ["<|endoftext|>", "<|startoftranscript|>", *(f"<|{code}|>" for code in LANGUAGES)]
-    names += TASK_AND_CONTROL_TOKENS
+    """The special tokens of a Whisper vocabulary file whose <|endoftext|> has id ``eot_id``."""
+    names = [EOT_TEXT, SOT_TEXT, *(f"<|{code}|>" for code in LANGUAGES)]
+    names += [in_files for _, in_files in CONTROL_TOKENS]
     return {name: eot_id + i for i, name in enumerate(names)}

@@ -27,6 +27,7 @@ N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a window
 N_MELS = 80
 POWER_FLOOR = 1e-10  # mel power is clamped here before log10
 DYNAMIC_RANGE = 8.0  # log10 units (80 dB) kept below the file's maximum
+LOG_MEL_SHIFT = 4.0  # log-mel values are mapped by (x + 4) / 4
 
 # Slaney's mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above (27 steps per 6.4x).
 _SLANEY_HZ_PER_MEL = 200.0 / 3
@@ -81,10 +82,10 @@ def hann_window(n_fft: int = N_FFT) -> np.ndarray:
 def _real_fft():
     """pocketfft's real-input FFT as scipy ships it: ``r2c(a, axes, forward, inorm, out, nthreads)``.
 
-    The compiled binding (``scipy.fft._pocketfft.pypocketfft``) is loaded from its file on its own
-    (~1 ms): importing ``scipy.fft`` would add 0.05-0.07 s of Python modules around it, even after
-    the ``scipy.linalg`` that Numba imports. If the file is not where scipy keeps it, ``scipy.fft``
-    is used (same values).
+    The compiled binding (``scipy.fft._pocketfft.pypocketfft``) is loaded from its file on its own:
+    importing ``scipy.fft`` would also import the Python modules around it, even after the
+    ``scipy.linalg`` that Numba imports. If the file is not where scipy keeps it, ``scipy.fft`` is
+    used (same values).
     """
     import scipy
 
@@ -137,7 +138,7 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = N_MELS) -> np.ndarray:
     mel = np.maximum(mel, np.float32(POWER_FLOOR))  # [n_mels, T]
     log_spec = np.log10(mel.astype(np.float64)).astype(np.float32)  # [n_mels, T] correctly rounded log10
     log_spec = np.maximum(log_spec, log_spec.max() - np.float32(DYNAMIC_RANGE))  # [n_mels, T]
-    return (log_spec + np.float32(4.0)) / np.float32(4.0)  # [n_mels, T]
+    return (log_spec + np.float32(LOG_MEL_SHIFT)) / np.float32(LOG_MEL_SHIFT)  # [n_mels, T]
 
 
 def pad_or_trim(mel: np.ndarray, length: int = N_FRAMES) -> np.ndarray:

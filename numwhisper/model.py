@@ -5,8 +5,10 @@ decoder keeps its keys and values in an explicit ``KVCache`` that ``decode`` tak
 self-attention rows grow by the tokens of each call; cross-attention keys and values are made once
 per audio window by ``cross_kv`` and shared by every sequence (beam) of the batch.
 
-The arithmetic mirrors PaddleX's Whisper network in float32: queries and keys are each scaled by
-d_head**-0.25 after their bias; exact (erf) GELU; layer norm with eps 1e-5; the output projection is
+How each product runs (few-row kernel or BLAS, float16 weights widened) is ``ops``' business; this
+module is the network. The arithmetic mirrors PaddleX's Whisper network in float32: queries and keys
+are each scaled by ``dims.attention_scale`` after their bias; exact (erf) GELU; layer norm with
+``dims.LAYER_NORM_EPS``; the output projection is
 the transposed token embedding; language probabilities are a softmax over the language tokens' logits
 after one decoder step on <|startoftranscript|>. The encoder's convolutions and the projections of
 its first ``EXACT_LAYERS`` blocks are summed in float64 and rounded to float32 where Paddle rounds
@@ -22,16 +24,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping, Optional, Sequence
 
-import numba
 import numpy as np
 
-from . import kernels
-from .checkpoint import Checkpoint, ModelDims, load
+from . import kernels, ops
+from .dims import ModelDims, attention_scale, checked_mel, checked_tokens
+from .formats.checkpoint import Checkpoint, load
 
-ROWS_FOR_THREADS = 64  # kernels split rows across threads from this many rows on
 EXACT_LAYERS = 2  # encoder blocks whose projections sum in float64 (see encode)
-FEW_ROWS = 16  # up to this many rows, weight products and cross-attention use kernels, not BLAS
-WIDEN_ROWS = 4096  # a float16 weight matrix meets BLAS this many rows at a time (8 MB in float32)
 
 
 @dataclass(frozen=True)
@@ -115,72 +114,14 @@ def load_weights(path) -> Weights:
     return weights_from_checkpoint(load(path))
 
 
-def _layer_norm(w: Weights, name: str, x: np.ndarray, dtype=np.float32) -> np.ndarray:
+def _norm(w: Weights, name: str, x: np.ndarray, dtype=np.float32) -> np.ndarray:
     """Layer norm ``name`` (e.g. 'encoder.ln_post') over the rows of x [N, d] -> [N, d] of dtype."""
-    out = np.empty(x.shape, dtype)  # [N, d]
-    norm = kernels.layer_norm_parallel if x.shape[0] >= ROWS_FOR_THREADS else kernels.layer_norm
-    norm(x, w[f"{name}.weight"], w[f"{name}.bias"], out)
-    return out
-
-
-def _kernel_operand(weight: np.ndarray) -> np.ndarray:
-    """A weight as Numba kernels take it: float32 as is, float16 as its uint16 bits (same memory)."""
-    return weight.view(np.uint16) if weight.dtype == np.float16 else weight
-
-
-def _widened(weight: np.ndarray, dtype) -> np.ndarray:
-    """A weight matrix [D_out, D_in] in ``dtype`` (float32 or float64) for a BLAS product."""
-    if weight.dtype == np.float16:
-        weight = kernels.half_to_float32(weight.view(np.uint16))  # [D_out, D_in]
-    return weight.astype(dtype, copy=False)
-
-
-def _takes_few_row_kernel(x: np.ndarray) -> bool:
-    """Whether ``_times_weight`` sends x [N, d_in] to ``kernels.linear_rows`` (few float32 rows), not BLAS."""
-    return x.dtype == np.float32 and x.shape[0] <= FEW_ROWS
-
-
-def _times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """x [N, d_in] times a Linear weight [d_out, d_in] transposed -> [N, d_out] in x's dtype.
-
-    Few float32 rows go through ``kernels.linear_rows`` (weight rows split across threads); more
-    through BLAS (``_blas_times_weight``).
-    """
-    if _takes_few_row_kernel(x):
-        return kernels.linear_rows(x, _kernel_operand(weight), numba.get_num_threads())  # [N, d_out]
-    return _blas_times_weight(x, weight)  # [N, d_out]
-
-
-def _blas_times_weight(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """x [N, d_in] times weight [d_out, d_in] transposed by BLAS -> [N, d_out], a float16 weight widened
-    ``WIDEN_ROWS`` rows at a time (the token embedding would be 106 MB in float32 at once)."""
-    if weight.dtype != np.float16 or weight.shape[0] <= WIDEN_ROWS:
-        return x @ _widened(weight, x.dtype).T  # [N, d_out]
-    out = np.empty((x.shape[0], weight.shape[0]), x.dtype)  # [N, d_out]
-    for start in range(0, weight.shape[0], WIDEN_ROWS):
-        stop = min(start + WIDEN_ROWS, weight.shape[0])
-        out[:, start:stop] = x @ _widened(weight[start:stop], x.dtype).T  # [N, stop - start]
-    return out
-
-
-def _rows_times_weight(x: np.ndarray, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` [P] of ``_times_weight(x, weight)``, x [N, d_in] -> [P, d_out], computing only those
-    rows where BLAS would take all N.
-
-    BLAS gives each row of a product the same bits whatever the number of rows, from two rows up
-    (measured on this machine's OpenBLAS, one and two threads; a single row goes to gemv, which sums
-    in another order, so one row is computed twice). The few-row kernel's rows are all computed.
-    """
-    if _takes_few_row_kernel(x):
-        return _times_weight(x, weight)[rows]  # [P, d_out]
-    picked = np.concatenate([rows, rows]) if rows.shape[0] == 1 else rows  # [max(P, 2)]
-    return _blas_times_weight(x[picked], weight)[:rows.shape[0]]  # [P, d_out]
+    return ops.layer_norm(x, w[f"{name}.weight"], w[f"{name}.bias"], dtype)
 
 
 def _add_residual(w: Weights, name: str, x: np.ndarray, y: np.ndarray) -> None:
     """x += y + bias of Linear ``name``, in place: x [N, d] float32, y [N, d] (the product, unbiased)."""
-    add = kernels.add_bias_residual_parallel if x.shape[0] >= ROWS_FOR_THREADS else kernels.add_bias_residual
-    add(x, y, w[f"{name}.bias"])
+    ops.add_bias_residual(x, y, w[f"{name}.bias"])
 
 
 def _qkv(w: Weights, name: str, h: np.ndarray, scale: np.float32):
@@ -188,18 +129,18 @@ def _qkv(w: Weights, name: str, h: np.ndarray, scale: np.float32):
 
     The products run in h's dtype.
     """
-    q = _times_weight(h, w[f"{name}.query.weight"])  # [N, d]
+    q = ops.linear(h, w[f"{name}.query.weight"])  # [N, d]
     kernels.bias_scale(q, w[f"{name}.query.bias"], scale)
-    k = _times_weight(h, w[f"{name}.key.weight"])  # [N, d]
+    k = ops.linear(h, w[f"{name}.key.weight"])  # [N, d]
     kernels.scale_(k, scale)
-    v = _times_weight(h, w[f"{name}.value.weight"])  # [N, d]
+    v = ops.linear(h, w[f"{name}.value.weight"])  # [N, d]
     kernels.add_bias(v, w[f"{name}.value.bias"])
     return q, k, v
 
 
-def _attention_scale(d: int, n_head: int) -> np.float32:
-    """Whisper's factor applied to queries and to keys alike: d_head ** -0.25."""
-    return np.float32((d // n_head) ** -0.25)
+def _scale(d: int, n_head: int) -> np.float32:
+    """``dims.attention_scale`` in float32, as the kernels multiply by it."""
+    return np.float32(attention_scale(d, n_head))
 
 
 def _encoder_self_attention(w: Weights, name: str, h: np.ndarray, n_head: int) -> np.ndarray:
@@ -211,7 +152,7 @@ def _encoder_self_attention(w: Weights, name: str, h: np.ndarray, n_head: int) -
     """
     n_ctx, d = h.shape
     d_head = d // n_head
-    q, k, v = (a.astype(np.float32, copy=False) for a in _qkv(w, name, h, _attention_scale(d, n_head)))  # 3x [T, d]
+    q, k, v = (a.astype(np.float32, copy=False) for a in _qkv(w, name, h, _scale(d, n_head)))  # 3x [T, d]
     out = np.empty((n_ctx, d), np.float32)  # [T, d]
     scores = np.empty((n_ctx, n_ctx), np.float32)  # [T, T]
     for head in range(n_head):
@@ -225,13 +166,13 @@ def _encoder_self_attention(w: Weights, name: str, h: np.ndarray, n_head: int) -
 def _encoder_block(w: Weights, prefix: str, x: np.ndarray, n_head: int, dtype) -> None:
     """One residual attention block of the encoder, updating x [T, d] (float32) in place; its four
     projections sum in ``dtype`` (float64 or float32)."""
-    h = _layer_norm(w, f"{prefix}.attn_ln", x, dtype)  # [T, d]
+    h = _norm(w, f"{prefix}.attn_ln", x, dtype)  # [T, d]
     o = _encoder_self_attention(w, f"{prefix}.attn", h, n_head).astype(dtype, copy=False)  # [T, d]
-    _add_residual(w, f"{prefix}.attn.out", x, _times_weight(o, w[f"{prefix}.attn.out.weight"]))  # [T, d]
-    h = _layer_norm(w, f"{prefix}.mlp_ln", x, dtype)  # [T, d]
-    m = _times_weight(h, w[f"{prefix}.mlp.0.weight"])  # [T, 4d]
+    _add_residual(w, f"{prefix}.attn.out", x, ops.linear(o, w[f"{prefix}.attn.out.weight"]))  # [T, d]
+    h = _norm(w, f"{prefix}.mlp_ln", x, dtype)  # [T, d]
+    m = ops.linear(h, w[f"{prefix}.mlp.0.weight"])  # [T, 4d]
     kernels.bias_gelu_parallel(m, w[f"{prefix}.mlp.0.bias"])
-    _add_residual(w, f"{prefix}.mlp.2", x, _times_weight(m, w[f"{prefix}.mlp.2.weight"]))  # [T, d]
+    _add_residual(w, f"{prefix}.mlp.2", x, ops.linear(m, w[f"{prefix}.mlp.2.weight"]))  # [T, d]
 
 
 def encode(w: Weights, mel: np.ndarray) -> np.ndarray:
@@ -244,35 +185,34 @@ def encode(w: Weights, mel: np.ndarray) -> np.ndarray:
     with every product in float64 (4.4e-4, which is Paddle's own float32 error).
     """
     dims = w.dims
-    mel = np.asarray(mel, dtype=np.float32)  # [n_mels, 3000]
-    if mel.shape != (dims.n_mels, 2 * dims.n_audio_ctx):
-        raise ValueError(f"encode: mel must be [{dims.n_mels}, {2 * dims.n_audio_ctx}], got {list(mel.shape)}")
+    mel = checked_mel(dims, mel)  # [n_mels, 3000]
     x = kernels.conv1d_gelu(mel.T, w["encoder.conv1.weight"], w["encoder.conv1.bias"], stride=1)  # [3000, d]
     x = kernels.conv1d_gelu(x, w["encoder.conv2.weight"], w["encoder.conv2.bias"], stride=2)  # [1500, d]
     x += w["encoder.positional_embedding"]  # [1500, d]
     for i in range(dims.n_audio_layer):
         dtype = np.float64 if i < EXACT_LAYERS else np.float32
         _encoder_block(w, f"encoder.blocks.{i}", x, dims.n_audio_head, dtype)
-    return _layer_norm(w, "encoder.ln_post", x)  # [1500, d]
+    return _norm(w, "encoder.ln_post", x)  # [1500, d]
 
 
 def cross_kv(w: Weights, audio_features: np.ndarray) -> CrossKV:
     """Every decoder layer's cross-attention keys and values for one window's audio_features [S, d].
 
     Keys come from the transposed product (weight times xa transposed) and values one head at a time,
-    so both land in the kernels' layouts without a transposing copy; on this machine's OpenBLAS each
-    gives the bits of the plain product ``_times_weight(xa, weight)`` (tested).
+    so both land in the kernels' layouts without a transposing copy. Invariant: each holds the bits of
+    the plain product ``ops.linear(xa, weight)``, rearranged
+    (``tests/test_model_parity.py::test_cross_kv_layouts_hold_the_plain_products_bits``).
     """
     dims = w.dims
     xa = np.asarray(audio_features, dtype=np.float32)  # [S, d]
     n_ctx, d = xa.shape
     n_head = dims.n_text_head
     d_head = d // n_head
-    scale = _attention_scale(d, n_head)
+    scale = _scale(d, n_head)
     keys, values = [], []
     for i in range(dims.n_text_layer):
         name = f"decoder.blocks.{i}.cross_attn"
-        k = _widened(w[f"{name}.key.weight"], np.float32) @ xa.T  # [d, S], i.e. [H, d_head, S]
+        k = ops.widened(w[f"{name}.key.weight"], np.float32) @ xa.T  # [d, S], i.e. [H, d_head, S]
         kernels.scale_(k, scale)
         keys.append(k.reshape(n_head, d_head, n_ctx))  # [H, d_head, S]
         values.append(_head_major_values(xa, w[f"{name}.value.weight"], w[f"{name}.value.bias"], n_head))
@@ -284,7 +224,7 @@ def _head_major_values(xa: np.ndarray, weight: np.ndarray, bias: np.ndarray, n_h
     product per head."""
     n_ctx, d = xa.shape
     d_head = d // n_head
-    weight = _widened(weight, np.float32)  # [d, d]
+    weight = ops.widened(weight, np.float32)  # [d, d]
     values = np.empty((n_head, n_ctx, d_head), np.float32)  # [H, S, d_head]
     for head in range(n_head):
         rows = slice(head * d_head, (head + 1) * d_head)
@@ -321,48 +261,30 @@ def reorder(cache: KVCache, indices: Sequence[int]) -> KVCache:
     return dataclasses.replace(cache, keys=tuple(keys), values=tuple(values))
 
 
-def _cross_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Attention of q [N, d] (scaled) over one window's keys [H, d_head, S] and values [H, S, d_head] -> [N, d].
-
-    Few rows (a step, a beam) go through ``kernels.cross_attention``, heads split across threads;
-    a prompt's rows as two batched BLAS products over the heads (measured to give the kernel's
-    values bit for bit on this machine's OpenBLAS).
-    """
-    if q.shape[0] <= FEW_ROWS:
-        return kernels.cross_attention(q, keys, values)  # [N, d]
-    n_head, d_head, n_ctx = keys.shape
-    n = q.shape[0]
-    qh = np.ascontiguousarray(q.reshape(n, n_head, d_head).transpose(1, 0, 2))  # [H, N, d_head]
-    scores = np.matmul(qh, keys)  # [H, N, S]
-    kernels.softmax(scores.reshape(n_head * n, n_ctx))
-    out = np.matmul(scores, values)  # [H, N, d_head]
-    return out.transpose(1, 0, 2).reshape(n, n_head * d_head)  # [N, d]
-
-
 def _decoder_block(w: Weights, i: int, x: np.ndarray, cache: KVCache, n_batch: int, n_new: int) -> None:
     """Decoder block i on x [B * T_new, d] in place; appends this call's keys/values to the cache."""
     prefix = f"decoder.blocks.{i}"
     n_head = w.dims.n_text_head
     d = x.shape[1]
     start, stop = cache.length, cache.length + n_new
-    h = _layer_norm(w, f"{prefix}.attn_ln", x)  # [B T, d]
-    q, k, v = _qkv(w, f"{prefix}.attn", h, _attention_scale(d, n_head))  # 3x [B T, d]
+    h = _norm(w, f"{prefix}.attn_ln", x)  # [B T, d]
+    q, k, v = _qkv(w, f"{prefix}.attn", h, _scale(d, n_head))  # 3x [B T, d]
     cache.keys[i][:, start:stop] = k.reshape(n_batch, n_new, d)  # [B, T_new, d]
     cache.values[i][:, start:stop] = v.reshape(n_batch, n_new, d)  # [B, T_new, d]
     o = kernels.causal_self_attention(q.reshape(n_batch, n_new, d), cache.keys[i], cache.values[i],
                                       n_head, start)  # [B, T_new, d]
-    o = _times_weight(o.reshape(n_batch * n_new, d), w[f"{prefix}.attn.out.weight"])  # [B T, d]
+    o = ops.linear(o.reshape(n_batch * n_new, d), w[f"{prefix}.attn.out.weight"])  # [B T, d]
     _add_residual(w, f"{prefix}.attn.out", x, o)
-    h = _layer_norm(w, f"{prefix}.cross_attn_ln", x)  # [B T, d]
-    q = _times_weight(h, w[f"{prefix}.cross_attn.query.weight"])  # [B T, d]
-    kernels.bias_scale(q, w[f"{prefix}.cross_attn.query.bias"], _attention_scale(d, n_head))
-    o = _cross_attention(q, cache.cross.keys[i], cache.cross.values[i])  # [B T, d]
-    o = _times_weight(o, w[f"{prefix}.cross_attn.out.weight"])  # [B T, d]
+    h = _norm(w, f"{prefix}.cross_attn_ln", x)  # [B T, d]
+    q = ops.linear(h, w[f"{prefix}.cross_attn.query.weight"])  # [B T, d]
+    kernels.bias_scale(q, w[f"{prefix}.cross_attn.query.bias"], _scale(d, n_head))
+    o = ops.cross_attention(q, cache.cross.keys[i], cache.cross.values[i])  # [B T, d]
+    o = ops.linear(o, w[f"{prefix}.cross_attn.out.weight"])  # [B T, d]
     _add_residual(w, f"{prefix}.cross_attn.out", x, o)
-    h = _layer_norm(w, f"{prefix}.mlp_ln", x)  # [B T, d]
-    m = _times_weight(h, w[f"{prefix}.mlp.0.weight"])  # [B T, 4d]
+    h = _norm(w, f"{prefix}.mlp_ln", x)  # [B T, d]
+    m = ops.linear(h, w[f"{prefix}.mlp.0.weight"])  # [B T, 4d]
     kernels.bias_gelu(m, w[f"{prefix}.mlp.0.bias"])
-    _add_residual(w, f"{prefix}.mlp.2", x, _times_weight(m, w[f"{prefix}.mlp.2.weight"]))  # [B T, d]
+    _add_residual(w, f"{prefix}.mlp.2", x, ops.linear(m, w[f"{prefix}.mlp.2.weight"]))  # [B T, d]
 
 
 def decode(w: Weights, tokens, cache: KVCache, logits_at: Optional[Sequence[int]] = None):
@@ -374,28 +296,22 @@ def decode(w: Weights, tokens, cache: KVCache, logits_at: Optional[Sequence[int]
     returned, [B, len(logits_at), n_vocab], each equal bit for bit to its row of the full call.
     """
     dims = w.dims
-    tokens = np.asarray(tokens, dtype=np.intp)  # [B, T_new]
-    if tokens.ndim != 2 or tokens.shape[0] != cache.batch:
-        raise ValueError(f"decode: tokens must be [{cache.batch}, T_new], got {list(tokens.shape)}")
+    tokens = checked_tokens(dims, tokens, cache.batch, cache.length)  # [B, T_new]
     n_batch, n_new = tokens.shape
     start = cache.length
-    if start + n_new > dims.n_text_ctx:
-        raise ValueError(f"decode: {start + n_new} tokens exceed the text context of {dims.n_text_ctx}")
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= dims.n_vocab):
-        raise ValueError(f"decode: token ids must lie in [0, {dims.n_vocab})")
     embedding = w["decoder.token_embedding.weight"]  # [n_vocab, d] float32 or float16
     x = embedding[tokens].astype(np.float32) + w["decoder.positional_embedding"][start:start + n_new]  # [B, T_new, d]
     x = x.reshape(n_batch * n_new, dims.n_text_state)  # [B T, d]
     for i in range(dims.n_text_layer):
         _decoder_block(w, i, x, cache, n_batch, n_new)
-    x = _layer_norm(w, "decoder.ln", x)  # [B T, d]
+    x = _norm(w, "decoder.ln", x)  # [B T, d]
     cache = dataclasses.replace(cache, length=start + n_new)
     if logits_at is None:
-        logits = _times_weight(x, embedding)  # [B T, n_vocab] (tied output projection)
+        logits = ops.linear(x, embedding)  # [B T, n_vocab] (tied output projection)
         return logits.reshape(n_batch, n_new, dims.n_vocab), cache
     at = np.arange(n_new)[np.asarray(logits_at, dtype=np.intp)]  # [P] in [0, T_new)
     rows = (np.arange(n_batch)[:, None] * n_new + at).reshape(-1)  # [B P] rows of x
-    logits = _rows_times_weight(x, rows, embedding)  # [B P, n_vocab]
+    logits = ops.linear_at(x, rows, embedding)  # [B P, n_vocab]
     return logits.reshape(n_batch, at.shape[0], dims.n_vocab), cache
 
 

@@ -1,10 +1,11 @@
 """The Paddle backend: Whisper's network written in Paddle ops, over the same safetensors weights.
 
 The arithmetic is that of PaddleX's Whisper network in float32 (so on the CPU it reproduces the
-goldens closely): Paddle's linear, conv1d, layer_norm (eps 1e-5), exact GELU and softmax; queries
-and keys each scaled by d_head**-0.25 after their projection; the causal mask added to the scores;
-logits against the transposed token embedding. Linear weights are transposed once at load to
-Paddle's [in, out] layout. The log-mel is Paddle's STFT, as PaddleX computes it.
+goldens closely): Paddle's linear, conv1d, layer_norm (``dims.LAYER_NORM_EPS``), exact GELU and
+softmax; queries and keys each scaled by ``dims.attention_scale`` after their projection; the causal
+mask added to the scores; logits against the transposed token embedding. Linear weights are
+transposed once at load to Paddle's [in, out] layout. The log-mel is Paddle's STFT, as PaddleX
+computes it.
 
 Tensors live on one Paddle place (CPU, a GPU, ...); every tensor is created there explicitly, so
 the global Paddle device is never changed. The self-attention cache holds each layer's key and
@@ -21,12 +22,12 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from .checkpoint import Checkpoint, ModelDims, load
 from .devices import PADDLE, PADDLE_CPU, Device, import_paddle, resolve_device
-from .mel import HOP_LENGTH, N_FFT, hann_window, log_mel_spectrogram, mel_filters
-
-LAYER_NORM_EPS = 1e-5
-NOT_LINEAR = ("decoder.token_embedding.weight", "decoder.positional_embedding", "encoder.positional_embedding")
+from .dims import LAYER_NORM_EPS, ModelDims, attention_scale, checked_mel, checked_tokens
+from .formats.checkpoint import Checkpoint, load
+from .formats.convert import to_paddle_state
+from .mel import (DYNAMIC_RANGE, HOP_LENGTH, LOG_MEL_SHIFT, N_FFT, POWER_FLOOR, hann_window, log_mel_spectrogram,
+                  mel_filters)
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,6 @@ def place_of(paddle, device: Device):
     return paddle.CustomPlace(device.kind, device.index)
 
 
-def _paddle_layout(name: str, tensor: np.ndarray) -> np.ndarray:
-    """A checkpoint tensor in float32 as Paddle holds it: Linear weights [out, in] -> [in, out]."""
-    array = np.asarray(tensor, dtype=np.float32)
-    if array.ndim == 2 and name not in NOT_LINEAR:
-        array = array.T
-    return np.ascontiguousarray(array)
-
-
 @dataclass(frozen=True)
 class PaddleBackend:
     """Whisper in Paddle on one device; implements ``backend.Backend``."""
@@ -79,19 +72,19 @@ class PaddleBackend:
     place: object
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, device: Optional[str] = PADDLE_CPU) -> "PaddleBackend":
-        """Put a checkpoint's tensors (float32) on ``device`` (default: Paddle on the CPU)."""
-        resolved = resolve_device(device)
-        if resolved.backend != PADDLE:
-            raise ValueError(f"device {resolved.name!r} runs on the NumPy backend; for Paddle on the CPU use "
+    def from_checkpoint(cls, checkpoint: Checkpoint, device: Device) -> "PaddleBackend":
+        """Put a checkpoint's tensors (float32, Paddle's layout: ``convert.to_paddle_state``) on a resolved
+        Paddle ``device`` (``devices.resolve_device``)."""
+        if device.backend != PADDLE:
+            raise ValueError(f"device {device.name!r} runs on the NumPy backend; for Paddle on the CPU use "
                              f"{PADDLE_CPU!r}")
-        paddle = import_paddle(resolved.name)
-        place = place_of(paddle, resolved)
-        tensors = {name: paddle.to_tensor(_paddle_layout(name, t), place=place)
-                   for name, t in checkpoint.tensors.items()}
+        paddle = import_paddle(device.name)
+        place = place_of(paddle, device)
+        tensors = {name: paddle.to_tensor(array, place=place)
+                   for name, array in to_paddle_state(checkpoint, np.float32).items()}
         embedding = np.asarray(checkpoint.tensors["decoder.token_embedding.weight"], dtype=np.float32)
         tensors["decoder.token_embedding.weight.T"] = paddle.to_tensor(np.ascontiguousarray(embedding.T), place=place)
-        return cls(dims=checkpoint.dims, device=resolved, tensors=MappingProxyType(tensors), paddle=paddle,
+        return cls(dims=checkpoint.dims, device=device, tensors=MappingProxyType(tensors), paddle=paddle,
                    place=place)
 
     @property
@@ -124,7 +117,7 @@ class PaddleBackend:
     def _attention(self, q, keys, values, n_head: int, mask=None):
         """Scaled-dot-product attention: q [B, T, d] (unscaled), keys [., H, d_head, S] (scaled),
         values [., H, S, d_head] -> [B, T, d]."""
-        scale = (q.shape[-1] // n_head) ** -0.25
+        scale = attention_scale(q.shape[-1], n_head)
         qh = self._heads(q, n_head, (0, 2, 1, 3)) * scale  # [B, H, T, d_head]
         scores = qh @ keys  # [B, H, T, S]
         if mask is not None:
@@ -134,7 +127,7 @@ class PaddleBackend:
 
     def _keys_values(self, k, v, n_head: int):
         """Projections k, v [B, S, d] -> keys [B, H, d_head, S] (scaled), values [B, H, S, d_head]."""
-        scale = (k.shape[-1] // n_head) ** -0.25
+        scale = attention_scale(k.shape[-1], n_head)
         return self._heads(k, n_head, (0, 2, 3, 1)) * scale, self._heads(v, n_head, (0, 2, 1, 3))
 
     def _mlp(self, prefix: str, x):
@@ -156,16 +149,14 @@ class PaddleBackend:
         stft = paddle.signal.stft(self._tensor(audio), N_FFT, HOP_LENGTH, window=self._tensor(hann_window(N_FFT)))
         power = stft[:, :-1].abs() ** 2  # [F, T]
         mel = self._tensor(mel_filters(self.dims.n_mels)) @ power  # [n_mels, T]
-        log_spec = paddle.clip(mel, min=1e-10).log10()  # [n_mels, T]
-        log_spec = paddle.maximum(log_spec, log_spec.max() - 8.0)  # [n_mels, T]
-        return ((log_spec + 4.0) / 4.0).numpy()  # [n_mels, T]
+        log_spec = paddle.clip(mel, min=POWER_FLOOR).log10()  # [n_mels, T]
+        log_spec = paddle.maximum(log_spec, log_spec.max() - DYNAMIC_RANGE)  # [n_mels, T]
+        return ((log_spec + LOG_MEL_SHIFT) / LOG_MEL_SHIFT).numpy()  # [n_mels, T]
 
     def encode(self, mel: np.ndarray) -> np.ndarray:
         """Audio features [n_audio_ctx, d] of one window's mel [n_mels, 3000]."""
         dims, F = self.dims, self.paddle.nn.functional
-        mel = np.asarray(mel, dtype=np.float32)
-        if mel.shape != (dims.n_mels, 2 * dims.n_audio_ctx):
-            raise ValueError(f"encode: mel must be [{dims.n_mels}, {2 * dims.n_audio_ctx}], got {list(mel.shape)}")
+        mel = checked_mel(dims, mel)  # [n_mels, 3000]
         t = self.tensors
         x = F.gelu(F.conv1d(self._tensor(mel[None]), t["encoder.conv1.weight"], t["encoder.conv1.bias"],
                             padding=1))  # [1, d, 3000]
@@ -208,14 +199,8 @@ class PaddleBackend:
         """(logits float32 [B, t, V], next cache) of new tokens [B, t] after the cache's tokens;
         ``logits_at`` picks positions of the new tokens (every one is computed, as PaddleX does)."""
         dims = self.dims
-        tokens = np.asarray(tokens, dtype=np.int64)  # [B, t]
-        if tokens.ndim != 2 or tokens.shape[0] != cache.batch:
-            raise ValueError(f"decode: tokens must be [{cache.batch}, T_new], got {list(tokens.shape)}")
+        tokens = checked_tokens(dims, tokens, cache.batch, cache.length, np.int64)  # [B, t]
         n_new, start = tokens.shape[1], cache.length
-        if start + n_new > dims.n_text_ctx:
-            raise ValueError(f"decode: {start + n_new} tokens exceed the text context of {dims.n_text_ctx}")
-        if tokens.size and (tokens.min() < 0 or tokens.max() >= dims.n_vocab):
-            raise ValueError(f"decode: token ids must lie in [0, {dims.n_vocab})")
         paddle, t = self.paddle, self.tensors
         ids = self._tensor(tokens, np.int64)  # [B, t]
         x = (paddle.nn.functional.embedding(ids, t["decoder.token_embedding.weight"])
@@ -267,4 +252,4 @@ class PaddleBackend:
 
 def paddle_backend(path, device: Optional[str] = PADDLE_CPU) -> PaddleBackend:
     """Factory for the parity command: the Paddle backend of a model file on ``device`` (default the CPU)."""
-    return PaddleBackend.from_checkpoint(load(path), device)
+    return PaddleBackend.from_checkpoint(load(path), resolve_device(device))

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
+from .audio import load_audio
 from .decoding import DecodingOptions
-from .hub import DEFAULT_MODEL
+from .devices import Device, resolve_device
+from .formats.hub import DEFAULT_MODEL
 from .inputs import WorkItem, expand_inputs
 from .result import Result
-from .transcribe import Model, load_model, transcribe_samples
+from .transcription import WhisperModel, load_model, transcribe_samples
 
 PIPELINE_NAME = "multilingual_speech_recognition"
 CONFIG_FILE = f"{PIPELINE_NAME}.yaml"
@@ -118,22 +120,22 @@ def model_from_config(config: dict) -> str:
     return PADDLEX_MODEL_NAMES[name]
 
 
-def transcribe_item(model: Model, item: WorkItem, options: DecodingOptions, progress=None) -> dict:
+def transcribe_item(model: WhisperModel, item: WorkItem, options: DecodingOptions, progress=None) -> dict:
     """Read one work item and transcribe it -> PaddleX's result dict; a bad input raises InputError.
 
     ``progress(done_frames, total_frames)`` is called after each 30 s window.
     """
-    loaded = item.load(compat=options.compat)
-    if not loaded.ok:
-        raise loaded.error
-    return transcribe_samples(model, loaded.audio, options, loaded.input_path, progress=progress)
+    if item.error is not None:
+        raise item.error
+    audio = load_audio(item.source, item.sample_rate, paddlex=options.paddlex, name=item.name)  # [N]
+    return transcribe_samples(model, audio, options, item.input_path, progress=progress)
 
 
 class Pipeline:
     """A loaded model behind PaddleX's ``predict(input=...)`` interface."""
 
     def __init__(self, model: str = DEFAULT_MODEL, options: DecodingOptions = DecodingOptions(),
-                 device: Optional[str] = None):
+                 device: Union[str, Device, None] = None):
         self.model = load_model(model, device=device)
         self.options = options
 
@@ -150,9 +152,7 @@ def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None,
     device: PaddleX's spelling ("cpu", "gpu:0", ...; None: gpu:0 when Paddle sees a GPU, else cpu),
     or "paddle:cpu" for the Paddle backend on the CPU (see ``devices``).
     """
-    from .devices import check_device
-
-    device = check_device(device)  # fails before the config is read; None is decided once, here
+    device = resolve_device(device)  # fails before the config is read; None is decided once, here
     if pipeline == PIPELINE_NAME:
         config = default_config()
     else:

@@ -50,6 +50,11 @@ def plain(obj: Any) -> Any:
     return obj
 
 
+def transcript_of(result: Mapping) -> Mapping:
+    """The inner {"text", "segments", "language"} of a PaddleX-shaped result (or the inner dict itself)."""
+    return result["result"] if "result" in result else result
+
+
 def input_name(input_path: Any) -> Optional[str]:
     """The file name of an input path (a URL's last path part; a list's first item), or None."""
     if isinstance(input_path, (list, tuple)):

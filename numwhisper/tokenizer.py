@@ -48,28 +48,12 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .checkpoint import ModelFileError
-from .languages import LANGUAGES, PADDLEX_CODE_ALIASES
+from .errors import ModelFileError
+from .languages import CONTROL_TOKENS, EOT_TEXT, LANGUAGES, SOT_TEXT, is_multilingual, language_code, paddlex_code
 
 N_TIMESTAMPS = 1501  # <|0.00|> .. <|30.00|>, one every 0.02 s
 N_LANGUAGES = 99
 TASKS = ("transcribe", "translate")
-
-# The special tokens after the language tokens, in id order: OpenAI's spelling, then other
-# spellings found in vocabularies (Hugging Face's files say <|nocaptions|>).
-CONTROL_TOKENS = (
-    ("<|translate|>", ()), ("<|transcribe|>", ()), ("<|startoflm|>", ()), ("<|startofprev|>", ()),
-    ("<|nospeech|>", ("<|nocaptions|>",)), ("<|notimestamps|>", ()),
-)
-EOT_TEXT = "<|endoftext|>"
-SOT_TEXT = "<|startoftranscript|>"
-
-# Language names PaddleX also accepts (besides the English names of LANGUAGES).
-LANGUAGE_NAME_ALIASES = {
-    "burmese": "my", "valencian": "ca", "flemish": "nl", "haitian": "ht",
-    "letzeburgesch": "lb", "pushto": "ps", "panjabi": "pa", "moldavian": "ro",
-    "moldovan": "ro", "sinhalese": "si", "castilian": "es",
-}
 
 # Symbols whose tokens the "-1" suppress set blocks (speaker tags, music notes, brackets).
 NON_SPEECH_SYMBOLS = tuple('"#()*+/:;<=>@[\\]^_`{|}~「」『』') + tuple(
@@ -156,9 +140,10 @@ def pretokenize_pattern() -> re.Pattern:
 
 @lru_cache(maxsize=1)
 def ascii_pretokenize_pattern() -> re.Pattern:
-    """``pretokenize_pattern`` with its letter and number classes cut to ASCII, built in well under a
-    millisecond instead of ~40 ms. It splits alike any text whose other characters are neither
-    letters nor numbers (``only_ascii_words``), such as the symbols every transcription suppresses."""
+    """``pretokenize_pattern`` with its letter and number classes cut to ASCII, so it is cheap to
+    build, unlike the full Unicode classes. It splits alike any text whose other characters are
+    neither letters nor numbers (``only_ascii_words``), such as the symbols every transcription
+    suppresses."""
     return _pattern_over("".join(map(chr, range(128))))
 
 
@@ -187,19 +172,6 @@ def pretokenize(text: str) -> list:
 def timestamp_text(index: int) -> str:
     """Text of the index-th timestamp token, e.g. 54 -> "<|1.08|>"."""
     return f"<|{index * 0.02:.2f}|>"
-
-
-def language_code(language: str) -> str:
-    """A language code of LANGUAGES from a code, PaddleX's code ("iw") or an English name."""
-    key = language.lower()
-    key = PADDLEX_CODE_ALIASES.get(key, key)
-    if key in LANGUAGES:
-        return key
-    by_name = {name: code for code, name in LANGUAGES.items()}
-    code = by_name.get(key) or LANGUAGE_NAME_ALIASES.get(key)
-    if code is None:
-        raise ValueError(f"unsupported language: {language!r}")
-    return code
 
 
 def _rank_merge(piece: bytes, ranks: Mapping) -> list:
@@ -298,9 +270,9 @@ class Tokenizer:
         if self.sot != self.eot + 1:
             raise ModelFileError(f"tokenizer.added_tokens: {SOT_TEXT} must follow {EOT_TEXT}")
         self._language_codes = tuple(LANGUAGES)[:N_LANGUAGES]
-        paddlex_spelling = {code: alias for alias, code in PADDLEX_CODE_ALIASES.items()}
-        spellings = [(f"<|{c}|>", (f"<|{paddlex_spelling[c]}|>",) if c in paddlex_spelling else ())
-                     for c in self._language_codes] + list(CONTROL_TOKENS)
+        spellings = [(f"<|{c}|>", (f"<|{paddlex_code(c)}|>",) if paddlex_code(c) != c else ())
+                     for c in self._language_codes]
+        spellings += [(text, (in_files,) if in_files != text else ()) for text, in_files in CONTROL_TOKENS]
         by_id = {int(i): text for text, i in added.items()}
         for offset, (text, others) in enumerate(spellings, start=1):
             got = by_id.get(self.sot + offset)
@@ -341,8 +313,8 @@ class Tokenizer:
 
     @property
     def is_multilingual(self) -> bool:
-        """True for the 51865-token multilingual vocabulary, False for English-only gpt2 (51864)."""
-        return self.n_vocab >= 51865
+        """True for a multilingual vocabulary, False for the English-only (GPT-2) one."""
+        return is_multilingual(self.n_vocab)
 
     @property
     def all_language_tokens(self) -> tuple:

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
-from .result import Result, plain
+from .result import Result, plain, transcript_of
 
 FORMATS = ("txt", "vtt", "srt", "tsv", "json")
 ALL = "all"
@@ -36,20 +36,15 @@ def format_timestamp(seconds: float, always_include_hours: bool = False, decimal
     return f"{hours_part}{minutes:02d}:{whole_seconds:02d}{decimal_marker}{milliseconds:03d}"
 
 
-def transcript(result: Mapping) -> Mapping:
-    """The inner {"text", "segments", "language"} of a PaddleX-shaped result (or the inner dict itself)."""
-    return result["result"] if "result" in result else result
-
-
 def cues(result: Mapping) -> Iterator[Tuple[float, float, str]]:
     """(start, end, subtitle text) per segment: text stripped, "-->" made "->"."""
-    for segment in transcript(result)["segments"]:
+    for segment in transcript_of(result)["segments"]:
         yield segment["start"], segment["end"], segment["text"].strip().replace("-->", "->")
 
 
 def to_txt(result: Mapping) -> str:
     """One stripped segment text per line."""
-    return "".join(segment["text"].strip() + "\n" for segment in transcript(result)["segments"])
+    return "".join(segment["text"].strip() + "\n" for segment in transcript_of(result)["segments"])
 
 
 def to_srt(result: Mapping) -> str:
@@ -72,7 +67,7 @@ def to_vtt(result: Mapping) -> str:
 def to_tsv(result: Mapping) -> str:
     """Tab-separated ``start end text`` with integer milliseconds under a header row."""
     rows = ["start\tend\ttext\n"]
-    for segment in transcript(result)["segments"]:
+    for segment in transcript_of(result)["segments"]:
         text = segment["text"].strip().replace("\t", " ")
         rows.append(f"{round(1000 * segment['start'])}\t{round(1000 * segment['end'])}\t{text}\n")
     return "".join(rows)

@@ -17,15 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import Checkpoint, ModelDims, ModelFileError, default_permissions, make_metadata
+from ..dims import ModelDims
+from ..errors import ModelFileError
+from ..mel import mel_filters
+from .checkpoint import Checkpoint, default_permissions, make_metadata
 from .convert import (default_alignment_heads, from_paddle_state, hf_vocab_files, to_paddle_state,
                       tokenizer_from_vocab_files)
-from .mel import mel_filters
 from .pdparams import load_pdparams, save_pdparams
 
 PDPARAMS = "inference.pdparams"
 INFERENCE_YML = "inference.yml"
 SIDECAR = "numwhisper.json"
+PADDLEX_MULTILINGUAL_VOCAB = 51865  # PaddleX takes its multilingual tokenizer for this vocabulary size only
 
 # PaddleX's decoding defaults: beam search of 5 at temperature 0 with language detection.
 # PaddleX compares several values with the string "None", which is what YAML's `None` reads as.
@@ -56,8 +59,9 @@ def paddlex_model_name(dims: ModelDims) -> str:
 
 
 def tokenizer_folder(dims: ModelDims) -> str:
-    """PaddleX picks ``multilingual`` for a 51865-entry vocabulary, ``gpt2`` otherwise."""
-    return "multilingual" if dims.n_vocab == 51865 else "gpt2"
+    """The ``assets/`` folder PaddleX reads the tokenizer from: ``multilingual`` for exactly
+    ``PADDLEX_MULTILINGUAL_VOCAB`` entries (its own rule, which large-v3's 51866 does not meet), else ``gpt2``."""
+    return "multilingual" if dims.n_vocab == PADDLEX_MULTILINGUAL_VOCAB else "gpt2"
 
 
 def inference_yml(model_name: str) -> str:

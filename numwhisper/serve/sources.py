@@ -27,8 +27,9 @@ from typing import Iterable, Optional, Tuple, Union
 import numpy as np
 import soundfile
 
-from .inputs import (AUDIO_SUFFIXES, FetchOptions, InputError, base64_payload, fetch_url, is_url, load_input,
-                     looks_like_base64)
+from ..audio import load_audio
+from ..errors import InputError
+from ..inputs import AUDIO_SUFFIXES, FetchOptions, base64_payload, fetch_url, is_url, looks_like_base64
 
 DEFAULT_MAX_AUDIO_SECONDS = 1800.0
 BASE64_NAME = "audio (base64)"
@@ -133,14 +134,14 @@ def duration_seconds(source: Source) -> Optional[float]:
     return info.frames / info.samplerate
 
 
-def read_audio(source: Source, policy: SourcePolicy, compat: Optional[str] = None) -> np.ndarray:
+def read_audio(source: Source, policy: SourcePolicy, paddlex: bool = False) -> np.ndarray:
     """A Source -> 16 kHz mono float32 [N]; Refused (400) for audio that is unreadable or too long."""
     seconds = duration_seconds(source)
     if seconds is not None and seconds > policy.max_audio_seconds:
         raise Refused(400, f"{source.name}: audio too long ({seconds:.1f} s; this server accepts at most "
                            f"{policy.max_audio_seconds:g} s)")
     try:
-        _, audio = load_input(source.data, compat=compat, name=source.name)  # [N]
+        audio = load_audio(source.data, paddlex=paddlex, name=source.name)  # [N]
     except InputError as err:
         raise Refused(400, str(err)) from None
     return audio

@@ -3,7 +3,7 @@
 Routes:
 
 - ``POST /multilingual-speech-recognition``: PaddleX serving's endpoint for this pipeline (JSON
-  ``{"audio": ...}``; see ``server_schema``).
+  ``{"audio": ...}``; see ``schema``).
 - ``POST /v1/audio/transcriptions``: OpenAI's transcription endpoint (multipart ``file``, ``model``,
   ``language``, ``prompt``, ``response_format``, ``temperature``).
 - ``GET /health``: ``{"logId", "errorCode": 0, "errorMsg": "Healthy"}``.
@@ -11,7 +11,7 @@ Routes:
 A request to either POST route is first admitted by ``RequestGate``: one whose declared body is over
 the limit gets 413, one beyond ``workers + queue_size`` admitted requests gets 503, both without the
 body being kept. An admitted request's input is fetched or decoded from text in a helper thread
-(``server_sources.resolve``), then waits for one of the ``workers`` inference threads, which decode
+(``sources.resolve``), then waits for one of the ``workers`` inference threads, which decode
 the audio and transcribe it with the shared, read-only model. Every failure answers with its HTTP
 status and the route's error body, never a traceback; unexpected errors are logged and answered 500.
 """
@@ -33,15 +33,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from .decoding import PaddleXFailure
-from .inputs import WorkItem
-from .mel import SAMPLE_RATE
-from .pipeline import transcribe_item
-from .server import ServeConfig
-from .server_schema import (HEALTHY_MESSAGE, RESPONSE_FORMATS, ErrorResponse, InferRequest, InferResponse,
+from ..errors import PaddleXFailure
+from ..mel import SAMPLE_RATE
+from ..transcription import WhisperModel, transcribe_samples
+from .config import ServeConfig
+from .schema import (HEALTHY_MESSAGE, RESPONSE_FORMATS, ErrorResponse, InferRequest, InferResponse,
                             error_response, infer_result, new_log_id, openai_body, openai_error)
-from .server_sources import Refused, Source, SourcePolicy, read_audio, resolve
-from .transcribe import Model
+from .sources import Refused, Source, SourcePolicy, read_audio, resolve
 
 INFER_PATH = "/multilingual-speech-recognition"
 OPENAI_PATH = "/v1/audio/transcriptions"
@@ -158,7 +156,7 @@ class RequestGate:
 class Transcriber:
     """The shared model behind a bounded pool of inference threads."""
 
-    def __init__(self, model: Model, config: ServeConfig):
+    def __init__(self, model: WhisperModel, config: ServeConfig):
         self.model = model
         self.policy: SourcePolicy = config.policy
         self.decoding = config.decoding
@@ -174,8 +172,8 @@ class Transcriber:
 
     def work(self, source: Source, options) -> Tuple[dict, float]:
         """In a worker thread: decode the audio and transcribe it -> (PaddleX's result dict, seconds of audio)."""
-        audio = read_audio(source, self.policy, options.compat)  # [N]
-        result = transcribe_item(self.model, WorkItem(name=source.name, audio=audio), options)
+        audio = read_audio(source, self.policy, options.paddlex)  # [N]
+        result = transcribe_samples(self.model, audio, options)
         return result, audio.shape[0] / SAMPLE_RATE
 
     async def run(self, source: Source, options=None) -> Tuple[dict, float]:
@@ -252,7 +250,7 @@ OPENAI_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-
 ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 403, 413, 422, 500, 503)}
 
 
-def create_app(model: Model, config: ServeConfig = ServeConfig(), model_name: str = "") -> FastAPI:
+def create_app(model: WhisperModel, config: ServeConfig = ServeConfig(), model_name: str = "") -> FastAPI:
     """The FastAPI app serving ``model`` under ``config`` (run it with uvicorn)."""
     transcriber = Transcriber(model, config)
 

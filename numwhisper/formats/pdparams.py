@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import ModelFileError, atomic_write
+from ..errors import ModelFileError
+from .checkpoint import atomic_write
 
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),

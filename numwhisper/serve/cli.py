@@ -1,71 +1,33 @@
 """``python -m numwhisper serve``: the HTTP service (PaddleX serving's API, plus OpenAI's transcription API).
 
-The model is loaded once, warmed up (one short decode, so that the first request does not pay for
+``python -m numwhisper.serve`` runs the same command. The model is loaded once, warmed up (one short decode, so that the first request does not pay for
 loading the compiled kernels), and shared read-only by ``--workers`` inference threads. At most
 ``workers + queue_size`` requests are admitted at once; more get 503 at once. The routes and the
-limits are in ``server_app``, the request inputs in ``server_sources``, the bodies in
-``server_schema``. Needs the ``serve`` extra (FastAPI, uvicorn, python-multipart).
+limits are in ``app``, the request inputs in ``sources``, the bodies in ``schema``, the settings in
+``config``. Needs the ``serve`` extra (FastAPI, uvicorn, python-multipart).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
-import numba
 import numpy as np
 
-from .checkpoint import ModelFileError
-from .cli import optional_int
-from .decoding import COMPAT_PADDLEX, DecodingOptions
-from .errors import EXIT_BAD_INPUT, one_line
-from .hub import DEFAULT_MODEL
-from .inputs import FetchOptions
-from .mel import SAMPLE_RATE
-from .server_sources import DEFAULT_MAX_AUDIO_SECONDS, SourcePolicy
-from .transcribe import Model, load_model
+from ..arguments import optional_int
+from ..decoding import COMPAT_PADDLEX, DecodingOptions
+from ..errors import ModelFileError, print_error
+from ..formats.hub import DEFAULT_MODEL
+from ..inputs import FetchOptions
+from ..mel import SAMPLE_RATE
+from ..threads import set_num_threads
+from ..transcription import WhisperModel, load_model, transcribe
+from .config import ServeConfig
+from .sources import DEFAULT_MAX_AUDIO_SECONDS, SourcePolicy
 
 INSTALL_SERVE = "pip install 'numwhisper[serve]'"
-MIB = 1024 * 1024
 WARM_UP_TOKENS = 4
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """How the service runs: workers and queue, request bounds, input rules, default decoding options."""
-
-    workers: int = 1
-    queue_size: int = 8
-    max_body_bytes: int = 32 * MIB
-    threads: Optional[int] = None     # Numba (and BLAS) threads per worker; None: see threads_per_worker
-    policy: SourcePolicy = SourcePolicy()
-    decoding: DecodingOptions = DecodingOptions()
-
-    def __post_init__(self):
-        if self.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {self.workers}")
-        if self.queue_size < 0:
-            raise ValueError(f"--queue-size must be >= 0, got {self.queue_size}")
-        if self.max_body_bytes < 1:
-            raise ValueError(f"--max-body-bytes must be >= 1, got {self.max_body_bytes}")
-
-    @property
-    def threads_per_worker(self) -> Optional[int]:
-        """``threads``, else the cores shared out among several workers (None: one worker uses every core).
-
-        Workers that each start a thread per core oversubscribe the CPU: measured on two cores, two
-        concurrent requests took 3.5x longer with two workers of two threads than with two of one.
-        """
-        if self.threads is not None or self.workers == 1:
-            return self.threads
-        return max(1, numba.config.NUMBA_NUM_THREADS // self.workers)
-
-    @property
-    def admission_limit(self) -> int:
-        """Requests admitted at once (running plus waiting); the next one gets 503."""
-        return self.workers + self.queue_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,18 +74,10 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                        threads=args.threads, policy=policy, decoding=decoding)
 
 
-def warm_up(model: Model) -> None:
+def warm_up(model: WhisperModel) -> None:
     """Decode a few tokens of one second of silence, so the compiled kernels are loaded before serving."""
-    from .transcribe import transcribe
-
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)  # [16000]
     transcribe(model, silence, DecodingOptions(language="en", beam_size=None, sample_len=WARM_UP_TOKENS))
-
-
-def fail(message: str) -> int:
-    """Print one error line and return the exit status for bad arguments."""
-    print(f"error: {one_line(message)}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -132,19 +86,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = config_from_args(args)
     except ValueError as err:
-        return fail(str(err))
+        return print_error(str(err))
     try:
         import uvicorn
 
-        from .server_app import create_app
+        from .app import create_app
     except ImportError as err:
-        return fail(f"the HTTP service needs the serve extra ({err}): {INSTALL_SERVE}")
+        return print_error(f"the HTTP service needs the serve extra ({err}): {INSTALL_SERVE}")
     try:
         model = load_model(args.model)
     except (ModelFileError, ValueError, OSError) as err:
-        return fail(str(err))
+        return print_error(str(err))
     if config.threads_per_worker is not None:
-        from .kernels import set_num_threads
         set_num_threads(config.threads_per_worker)
     warm_up(model)
     app = create_app(model, config, model_name=args.model)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checkpoint import Checkpoint, ModelDims, ModelFileError, expected_shapes, make_metadata, validate_tensors
-from .languages import whisper_added_tokens
+from ..dims import ModelDims
+from ..errors import ModelFileError
+from ..languages import whisper_added_tokens
+from .checkpoint import Checkpoint, expected_shapes, make_metadata, validate_tensors
 
 
 @dataclass(frozen=True)

@@ -19,19 +19,19 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .audio import load_audio
 from .backend import Backend, load_backend
-from .inputs import load_input
-from .checkpoint import Checkpoint
 from .decoding import (DecodingOptions, DecodingResult, DecodingTask, choose_language, detect_language,
                        needs_detection, sampling_generator, text_of)
-from .hub import load_checkpoint
+from .devices import Device, resolve_device
+from .formats.checkpoint import Checkpoint
+from .formats.hub import load_checkpoint
 from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, pad_or_trim
-from .devices import resolve_device
 from .tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
-class Model:
+class WhisperModel:
     """A loaded Whisper model: its backend (NumPy or Paddle, see ``devices``) and its tokenizers
     (plain, and PaddleX's lost-merge one)."""
 
@@ -40,12 +40,12 @@ class Model:
     paddlex_tokenizer: Tokenizer
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, device: Optional[str] = None) -> "Model":
-        """Put a checkpoint's weights on the backend of ``device`` and build its tokenizers."""
+    def from_checkpoint(cls, checkpoint: Checkpoint, device: Device) -> "WhisperModel":
+        """Put a checkpoint's weights on the backend of a resolved ``device`` and build its tokenizers."""
         return cls.with_backend(load_backend(checkpoint, device), checkpoint.metadata)
 
     @classmethod
-    def with_backend(cls, backend: Backend, metadata: dict) -> "Model":
+    def with_backend(cls, backend: Backend, metadata: dict) -> "WhisperModel":
         """A model over any backend, with the tokenizers of a model file's metadata."""
         tokenizer = Tokenizer.from_metadata(metadata)
         return cls(backend=backend, tokenizer=tokenizer,
@@ -68,7 +68,7 @@ class Model:
 
     def detect_language(self, audio, sample_rate: Optional[int] = None) -> Tuple[str, dict]:
         """Language of the first 30 s of any input (path, URL, bytes, base64, array) -> (code, {code: probability})."""
-        _, samples = load_input(audio, sample_rate=sample_rate)  # [N]
+        samples = load_audio(audio, sample_rate)  # [N]
         window = encode_window(self, self.backend.log_mel(samples), 0)
         return detect_language(self.backend, self.tokenizer, window.features, window.cross)
 
@@ -78,14 +78,16 @@ class Model:
         return N_FRAMES // self.backend.dims.n_audio_ctx
 
 
-def load_model(name_or_path: str = "base", cache=None, device: Optional[str] = None) -> Model:
+def load_model(name_or_path: str = "base", cache=None, device: Union[str, Device, None] = None) -> WhisperModel:
     """Load a model by name ("base", "tiny.en") or path (see ``hub.load_checkpoint``) onto ``device``.
 
-    device: "cpu" (NumPy/Numba), "paddle:cpu", "gpu:N", "npu:N", "xpu:N", "mlu:N", "dcu:N" (Paddle), or
-    None (gpu:0 when Paddle sees a GPU, else cpu); see ``devices``. It is checked before the weights are read.
+    device: "cpu" (NumPy/Numba), "paddle:cpu", "gpu:N", "npu:N", "xpu:N", "mlu:N", "dcu:N" (Paddle),
+    None (gpu:0 when Paddle sees a GPU, else cpu; see ``devices``), or a Device already resolved. It is
+    resolved and checked once, before the weights are read.
     """
-    device = resolve_device(device).name  # None is decided once, here
-    return Model.from_checkpoint(load_checkpoint(name_or_path, cache), device)
+    if not isinstance(device, Device):
+        device = resolve_device(device)
+    return WhisperModel.from_checkpoint(load_checkpoint(name_or_path, cache), device)
 
 
 @dataclass(frozen=True)
@@ -97,14 +99,14 @@ class Window:
     cross: Any  # the backend's cross-attention state of these features
 
 
-def encode_window(model: Model, mel: np.ndarray, seek: int) -> Window:
+def encode_window(model: WhisperModel, mel: np.ndarray, seek: int) -> Window:
     """Encode the window of the whole-clip log-mel [n_mels, T] that starts at frame ``seek``."""
     segment = pad_or_trim(mel[:, seek:], N_FRAMES)  # [n_mels, 3000]
     features = model.backend.encode(segment)  # [n_audio_ctx, d]
     return Window(seek=seek, features=features, cross=model.backend.cross_kv(features))
 
 
-def decode_with_fallback(model: Model, tokenizer: Tokenizer, window: Window, options: DecodingOptions,
+def decode_with_fallback(model: WhisperModel, tokenizer: Tokenizer, window: Window, options: DecodingOptions,
                          language: str, prompt: Sequence[int]) -> DecodingResult:
     """Decode a window at each temperature in turn until the result is neither too repetitive nor too unlikely."""
     result = None
@@ -182,10 +184,10 @@ def split_window(tokenizer: Tokenizer, options: DecodingOptions, seek: int, resu
     return [segment] if segment is not None else [], N_FRAMES, tokens
 
 
-WindowEncoder = Callable[[Model, np.ndarray, int], Window]
+WindowEncoder = Callable[[WhisperModel, np.ndarray, int], Window]
 
 
-def transcribe(model: Union[Model, str], audio, options: DecodingOptions = DecodingOptions(), *,
+def transcribe(model: Union[WhisperModel, str], audio, options: DecodingOptions = DecodingOptions(), *,
                sample_rate: Optional[int] = None, encode: WindowEncoder = encode_window) -> dict:
     """Transcribe (or translate) a clip of any length -> PaddleX's result dict.
 
@@ -199,11 +201,11 @@ def transcribe(model: Union[Model, str], audio, options: DecodingOptions = Decod
     if isinstance(model, str):
         model = load_model(model)
     input_path = str(audio) if isinstance(audio, (str, Path)) else None
-    _, samples = load_input(audio, sample_rate=sample_rate, compat=options.compat)  # [N]
+    samples = load_audio(audio, sample_rate, paddlex=options.paddlex)  # [N]
     return transcribe_samples(model, samples, options, input_path, encode=encode)
 
 
-def transcribe_samples(model: Model, samples: np.ndarray, options: DecodingOptions,
+def transcribe_samples(model: WhisperModel, samples: np.ndarray, options: DecodingOptions,
                        input_path: Optional[str] = None, encode: WindowEncoder = encode_window,
                        progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """16 kHz mono float32 samples [N] -> PaddleX's result dict {"input_path", "result"}."""
@@ -212,7 +214,7 @@ def transcribe_samples(model: Model, samples: np.ndarray, options: DecodingOptio
     return {"input_path": input_path, "result": result}
 
 
-def transcribe_mel(model: Model, mel: np.ndarray, options: DecodingOptions,
+def transcribe_mel(model: WhisperModel, mel: np.ndarray, options: DecodingOptions,
                    encode: WindowEncoder = encode_window,
                    progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """PaddleX's long-form loop over a whole clip's log-mel [n_mels, T] -> {"text", "segments", "language"}.

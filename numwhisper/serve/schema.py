@@ -21,10 +21,9 @@ from typing import List, Mapping, Optional, Tuple
 
 from pydantic import BaseModel
 
-from .languages import LANGUAGES
-from .result import plain
-from .tokenizer import language_code
-from .writers import to_srt, to_vtt
+from ..languages import LANGUAGES, language_code
+from ..result import plain, transcript_of
+from ..writers import to_srt, to_vtt
 
 SUCCESS_MESSAGE = "Success"
 HEALTHY_MESSAGE = "Healthy"
@@ -100,7 +99,7 @@ def camel_segment(segment: Mapping) -> dict:
 
 def infer_result(result: Mapping) -> InferResult:
     """PaddleX's result dict ({"input_path", "result": {...}} or the inner dict) -> the serving result."""
-    transcript = result["result"] if "result" in result else result
+    transcript = transcript_of(result)
     return InferResult(text=transcript["text"], language=transcript["language"],
                        segments=[Segment(**camel_segment(segment)) for segment in transcript["segments"]])
 
@@ -146,7 +145,7 @@ def language_name(code: str) -> str:
 
 def openai_body(result: Mapping, response_format: str, task: str, duration: float) -> Tuple[str, str]:
     """A result rendered as OpenAI's ``response_format`` -> (body text, media type)."""
-    transcript = result["result"] if "result" in result else result
+    transcript = transcript_of(result)
     text = transcript["text"].strip()
     if response_format == "json":
         return Transcription(text=text).model_dump_json(), "application/json"

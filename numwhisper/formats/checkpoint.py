@@ -15,7 +15,6 @@ safetensors metadata carries everything else a model needs:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -23,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..dims import ModelDims
+from ..errors import ModelFileError
 
 FORMAT_VERSION = "1"
 METADATA_KEYS = (
@@ -34,49 +36,6 @@ METADATA_KEYS = (
     "tokenizer.added_tokens",
     "source",
 )
-
-
-class ModelFileError(ValueError):
-    """A model file (or a source being converted) is missing, malformed or inconsistent."""
-
-
-@dataclass(frozen=True)
-class ModelDims:
-    """Whisper's hyper-parameters, named as in OpenAI's ``ModelDimensions``."""
-
-    n_mels: int
-    n_audio_ctx: int
-    n_audio_state: int
-    n_audio_head: int
-    n_audio_layer: int
-    n_vocab: int
-    n_text_ctx: int
-    n_text_state: int
-    n_text_head: int
-    n_text_layer: int
-
-    @classmethod
-    def from_dict(cls, values: dict, where: str = "dims") -> "ModelDims":
-        """Build from a mapping, refusing missing, unknown or non-positive-integer fields."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in values]
-        unknown = [k for k in values if k not in names]
-        if missing or unknown:
-            raise ModelFileError(f"{where}: missing fields {missing}, unknown fields {unknown}")
-        for name in names:
-            value = values[name]
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ModelFileError(f"{where}: field {name} must be a positive integer, got {value!r}")
-        return cls(**{n: int(values[n]) for n in names})
-
-    def to_dict(self) -> dict:
-        """The fields as a plain dict (JSON and pickle friendly)."""
-        return dataclasses.asdict(self)
-
-    @property
-    def is_multilingual(self) -> bool:
-        """Multilingual vocabularies have 51865 entries or more; English-only ones 51864."""
-        return self.n_vocab >= 51865
 
 
 def _attention_shapes(prefix: str, d: int) -> dict:

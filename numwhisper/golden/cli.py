@@ -1,0 +1,143 @@
+"""``python -m numwhisper.golden check --backend MODULE:FACTORY``: golden parity of any backend.
+
+Runs every selected golden case through the backend, stage by stage (``check``), prints a table per
+stage to stdout and every failure's report after it.
+
+The factory is called with the model file's path (and ``device=`` when --device is given) and must
+return an object with the ``backend.Backend`` methods. Exit status: 0 when every check passed,
+``EXIT_CHECK_FAILED`` (1) when any failed, ``errors.EXIT_ERROR`` (2) when the command could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Optional, Sequence
+
+from ..backend import Backend, backend_members
+from ..errors import EXIT_ERROR, print_error
+from ..formats.checkpoint import load
+from ..formats.hub import resolve
+from ..transcription import WhisperModel
+from . import files
+from .check import (STAGES, case_name, check_results, check_tensors, shared_encoder, table)
+
+IN_TREE = {"numpy": "numwhisper.backend:numpy_backend", "paddle": "numwhisper.paddle_backend:paddle_backend"}
+QUICK_CONFIGS = ("greedy",)
+EXIT_CHECK_FAILED = 1
+
+
+def load_factory(spec: str) -> Callable:
+    """The factory named by "module:function" (or "numpy" / "paddle", the in-tree backends)."""
+    spec = IN_TREE.get(spec, spec)
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--backend {spec!r}: expected MODULE:FACTORY (or one of {', '.join(IN_TREE)})")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"--backend {spec!r}: {err}") from None
+    if not callable(factory):
+        raise ValueError(f"--backend {spec!r}: {attr} is not callable")
+    return factory
+
+
+def make_backend(factory: Callable, path, device: Optional[str]) -> Backend:
+    """Call the factory on a model file; refuse what lacks the Backend methods."""
+    backend = factory(str(path)) if device is None else factory(str(path), device=device)
+    missing = [m for m in backend_members() if not hasattr(backend, m)]
+    if missing:
+        raise ValueError(f"the factory returned {type(backend).__name__}, which lacks {', '.join(missing)}")
+    return backend
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The arguments of ``check``."""
+    p = argparse.ArgumentParser(prog="python -m numwhisper.golden check", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", required=True,
+                   help=f"MODULE:FACTORY, a callable taking the model file path; or {' / '.join(IN_TREE)}")
+    p.add_argument("--device", default=None, help="passed to the factory as device= (e.g. paddle:cpu, gpu:0)")
+    p.add_argument("--model", action="append", default=None, help="golden model(s) to check (default: all)")
+    p.add_argument("--cases", default=None, help="comma-separated clips or model/clip names (default: all)")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {','.join(STAGES)}")
+    p.add_argument("--configs", default=",".join(files.CONFIGS), help="golden configs for the results stage")
+    p.add_argument("--quick", action="store_true",
+                   help=f"results stage on the {'/'.join(QUICK_CONFIGS)} config only (every other stage in full)")
+    return p
+
+
+def selected_cases(args, root=files.GOLDEN_DIR) -> list:
+    """The golden cases that --model and --cases pick."""
+    chosen = files.cases(root)
+    if args.model:
+        chosen = [c for c in chosen if c.model in args.model]
+    if args.cases:
+        wanted = {w.strip() for w in args.cases.split(",") if w.strip()}
+        chosen = [c for c in chosen if c.clip in wanted or case_name(c) in wanted]
+    if not chosen:
+        raise ValueError("no golden case matches --model/--cases")
+    return chosen
+
+
+def listed(text: str, allowed: Sequence[str], what: str) -> tuple:
+    """A comma-separated selection, checked against ``allowed``, in ``allowed``'s order."""
+    picked = {w.strip() for w in text.split(",") if w.strip()}
+    unknown = picked - set(allowed)
+    if unknown or not picked:
+        raise ValueError(f"{what}: unknown {sorted(unknown)}; choose from {', '.join(allowed)}")
+    return tuple(a for a in allowed if a in picked)
+
+
+def run(args) -> int:
+    """Run the selected checks; print the table and every failure's report."""
+    root = files.GOLDEN_DIR
+    stages = listed(args.stages, STAGES, "--stages")
+    configs = QUICK_CONFIGS if args.quick else listed(args.configs, files.CONFIGS, "--configs")
+    cases = selected_cases(args, root)
+    factory = load_factory(args.backend)
+    checks = []
+    for model_name in dict.fromkeys(c.model for c in cases):
+        path = resolve(model_name)
+        backend = make_backend(factory, path, args.device)
+        model = WhisperModel.with_backend(backend, load(path).metadata)
+        tokenizer = model.tokenizer
+        memo = {}  # encoder outputs, shared by the encoder stage and the transcriptions
+        encode = shared_encoder(memo)
+        print(f"{model_name}: backend {getattr(backend, 'name', args.backend)}", file=sys.stderr)
+        for case in (c for c in cases if c.model == model_name):
+            found = check_tensors(backend, tokenizer, case, stages, root, memo)
+            if "results" in stages:
+                found += check_results(model, case, configs, encode, root)
+            bad = [c.stage for c in found if not c.ok]
+            times = " ".join(f"{c.stage}{c.case[len(case_name(case)):].replace(' ', ':')} {c.seconds:.1f}s"
+                             for c in found)
+            print(f"  {case_name(case)}: {'FAIL ' + ','.join(dict.fromkeys(bad)) if bad else 'ok'} ({times})",
+                  file=sys.stderr)
+            checks += found
+    results = f", results configs {','.join(configs)}" if "results" in stages else ""
+    print(f"golden parity of {args.backend}" + (f" on {args.device}" if args.device else "")
+          + f": {len(cases)} cases{results}")
+    print(table(checks, stages))
+    failures = [c for c in checks if not c.ok]
+    if failures:
+        first = next(stage for stage in stages if any(c.stage == stage for c in failures))
+        print(f"FAILED: first failing stage: {first}")
+    for check in failures:
+        print(f"\n[{check.stage} FAIL] {check.case}\n{check.report}")
+    return EXIT_CHECK_FAILED if failures else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m numwhisper.golden check ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["check"]:
+        print("usage: python -m numwhisper.golden check --backend MODULE:FACTORY [options] (see --help)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    args = build_parser().parse_args(argv[1:])
+    try:
+        return run(args)
+    except ValueError as err:
+        return print_error(err)
