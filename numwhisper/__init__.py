@@ -2,7 +2,7 @@
 
 The data path, one module per stage, at the top of the package:
 
-    inputs -> audio -> mel -> model (encoder, decoder; ops, kernels) -> decoding -> transcribe
+    inputs -> audio -> mel -> model (encoder, decoder; ops, kernels) -> decoding -> transcription
     -> result / writers
 
 ``backend`` is the boundary between decoding and a network (``model`` on NumPy/Numba here,
@@ -11,7 +11,7 @@ and the foreign formats it is converted from), ``serve`` (the HTTP service), ``g
 suite against PaddleX's outputs). ``cli`` and ``pipeline`` are thin layers over the library.
 
 The public API below is imported on first use, so ``import numwhisper`` stays fast and changes no
-process-wide setting (loading a model does: see ``threads``).
+process-wide setting (the decoding path does, when it is first imported: see ``threads``).
 """
 
 from __future__ import annotations

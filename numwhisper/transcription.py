@@ -1,5 +1,9 @@
 """Long-form transcription: PaddleX's loop over 30 s windows, producing PaddleX's result dict.
 
+``load_model`` makes a ``WhisperModel`` (a backend and its tokenizers) from a model name or path;
+``transcribe`` reads any input and runs the loop (``transcribe_samples`` for samples already at
+16 kHz, ``transcribe_mel`` for a whole clip's log-mel).
+
 The log-mel of the whole clip is cut into windows starting at ``seek`` (in mel frames). Each window
 is decoded (with temperature fallback when the result is too repetitive or too unlikely), skipped
 when it looks like silence, and split into segments at pairs of adjacent timestamp tokens. The next

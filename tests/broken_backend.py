@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 
 from numwhisper.backend import NumpyBackend
-from numwhisper.checkpoint import load
+from numwhisper.formats.checkpoint import load
 
 
 def _with_row_scaled(path, name: str, row: int, factor: float) -> NumpyBackend:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import socket
 import subprocess
@@ -156,3 +157,12 @@ def post_json(url: str, payload, timeout: float = 120.0) -> requests.Response:
     """POST ``payload`` as JSON, exactly as PaddleX's client example does."""
     return requests.post(url, json=payload, timeout=timeout)
 
+
+@contextlib.contextmanager
+def serving(directory):
+    """A local web server (AudioSite) with the files of ``directory``; yields the URLs' base."""
+    site = AudioSite({path.name: path.read_bytes() for path in Path(directory).iterdir()})
+    try:
+        yield f"{site.url}/files"
+    finally:
+        site.close()

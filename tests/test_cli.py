@@ -1,6 +1,7 @@
-"""The command line, driven as a user would: a subprocess of ``python -m numwhisper``."""
+"""The command line, driven as a user would: a subprocess of ``python -m numwhisper`` (every input
+kind, bad inputs and options, progress, devices, the pipeline config), and the progress reports the CLI
+draws. Each flag's parsing is in test_cli_options.py; the Python API, in test_api.py."""
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -11,9 +12,10 @@ import pytest
 import scipy.signal
 import soundfile
 
-from numwhisper import golden
+from numwhisper.golden import files as golden
 from numwhisper.pipeline import create_pipeline, load_config, transcribe_item
-from server_support import AudioSite
+from samples import JFK, JFK_WORDS, words
+from server_support import serving
 
 CLIP = "golden/audio/en_ls_1272-128104-0000.wav"
 
@@ -83,26 +85,6 @@ def test_bad_option_and_unknown_model_fail_cleanly(repo):
     assert done.returncode == 2 and "Paddle backend" in done.stderr
 
 
-def test_create_pipeline_gives_the_golden_zh_result(repo):
-    """The facade with PaddleX's defaults reproduces PaddleX's golden result for the Mandarin clip."""
-    import numwhisper
-
-    [result] = list(numwhisper.create_pipeline().predict(input=str(repo / "golden/audio/zh_paddlespeech_zh.wav")))
-    expected = golden.load_result("base", "zh_paddlespeech_zh", "beam5")["result"]
-    assert not golden.result_differences(result["result"], expected), golden.result_differences(result["result"], expected)
-    assert result.json == {"res": dict(result)}
-
-
-def test_model_object_api(repo):
-    import numwhisper
-
-    model = numwhisper.load_model("base")
-    language, probs = model.detect_language(str(repo / "golden/audio/de_picovoice_test_de.wav"))
-    assert language == "de" and abs(sum(probs.values()) - 1) < 1e-3 and max(probs, key=probs.get) == "de"
-    out = model.transcribe(str(repo / CLIP), beam_size=None, language="en")
-    assert "apostle" in out["result"]["text"] and out["input_path"] == str(repo / CLIP)
-
-
 def stderr_on_a_terminal(repo, *args) -> str:
     """Run the CLI with stderr attached to a pseudo-terminal; return what it wrote there."""
     import os
@@ -134,10 +116,9 @@ def test_progress_bar_on_a_terminal_only_when_verbose(repo):
     assert piped.returncode == 0 and piped.stderr == ""
 
 
-def test_progress_reports_each_window_of_a_long_clip():
+def test_progress_reports_each_window_of_a_long_clip(tiny_en):
     import io
 
-    import numwhisper
     from numwhisper.decoding import DecodingOptions
     from numwhisper.inputs import expand_inputs
     from numwhisper.progress import ProgressBar
@@ -149,49 +130,16 @@ def test_progress_reports_each_window_of_a_long_clip():
         calls.append((done, total))
         bar(done, total)
 
-    model = numwhisper.load_model("tiny.en")
     [item] = expand_inputs(["golden/audio/en_voxpopuli_long_000.wav"])
-    transcribe_item(model, item, DecodingOptions(beam_size=None), progress=record)
+    transcribe_item(tiny_en, item, DecodingOptions(beam_size=None), progress=record)
     totals = {total for _, total in calls}
     assert totals == {6924} and len(calls) >= 3
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1][0] == 6924
     assert stream.getvalue().endswith("[" + "#" * 30 + "]   69.2/69.2 s")
 
 
-def test_library_transcribe_scales_integer_pcm(repo):
-    """An int16 array reaches the model as the same float signal its wav file gives."""
-    import numpy as np
-    import soundfile
-
-    import numwhisper
-
-    model = numwhisper.load_model("tiny.en")
-    pcm, rate = soundfile.read(str(repo / CLIP), dtype="int16")
-    from_pcm = model.transcribe(pcm, sample_rate=rate, beam_size=None)
-    from_file = model.transcribe(str(repo / CLIP), beam_size=None)
-    assert from_pcm["result"] == from_file["result"] and from_pcm["input_path"] is None
-    assert np.issubdtype(pcm.dtype, np.integer)
-
-
 # ------------------------------------------------------------------ every input kind, through the CLI
 
-JFK = "golden/audio/en_jfk.wav"
-JFK_WORDS = "and so my fellow americans ask not what your country can do for you"
-
-
-def words(text: str) -> str:
-    """Lower-case words only, so lossy variants compare by what was said."""
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
-
-
-@contextlib.contextmanager
-def serving(directory):
-    """A local web server (tests/server_support.AudioSite) with the files of ``directory``; yields URLs' base."""
-    site = AudioSite({path.name: path.read_bytes() for path in Path(directory).iterdir()})
-    try:
-        yield f"{site.url}/files"
-    finally:
-        site.close()
 
 
 def audio_variants(repo, directory):
@@ -209,7 +157,7 @@ def audio_variants(repo, directory):
     return sorted(specs)
 
 
-def test_every_format_rate_and_a_url_through_the_cli(repo, tmp_path, model_files):
+def test_every_format_rate_and_a_url_through_the_cli(repo, tmp_path, model_files, tiny_en):
     names = audio_variants(repo, tmp_path / "variants")
     with serving(repo / "golden/audio") as url:
         done = numwhisper(repo, "--model_dir", model_files["tiny.en"], "--beam_size", "None", "--device", "cpu",
@@ -224,7 +172,7 @@ def test_every_format_rate_and_a_url_through_the_cli(repo, tmp_path, model_files
     # the first "v.*" keeps the stem, later ones keep their whole name so nothing is overwritten
     assert sorted(written) == sorted(["v.txt", *(n + ".txt" for n in names[1:4]), "v48k_stereo.txt", "v8k.txt",
                                       "en_jfk.txt"])
-    reference = numwhisper_api_result(repo / JFK)
+    reference = api_result(tiny_en, repo / JFK)
     by_name = {Path(r["input_path"]).name: r["result"] for r in printed}
     # the URL gives the file's bytes: the same result (scores to the result tolerance: --threads 1 here
     # and all cores in-process sum in another order)
@@ -233,16 +181,14 @@ def test_every_format_rate_and_a_url_through_the_cli(repo, tmp_path, model_files
     assert written["en_jfk.txt"] == "\n".join(s["text"].strip() for s in reference["segments"]) + "\n"
 
 
-def numwhisper_api_result(path) -> dict:
-    """tiny.en greedy through the Python API, the reference for the CLI runs."""
-    import numwhisper
-
-    return numwhisper.load_model("tiny.en").transcribe(str(path), beam_size=None)["result"]
+def api_result(model, path) -> dict:
+    """Greedy through the Python API, the reference for the CLI runs."""
+    return model.transcribe(str(path), beam_size=None)["result"]
 
 
 # ------------------------------------------------------------------ bad inputs, through the CLI
 
-def test_each_bad_input_gets_its_line_and_the_batch_goes_on(repo, tmp_path):
+def test_each_bad_input_gets_its_line_and_the_batch_goes_on(repo, tmp_path, tiny_en):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "empty.wav").write_bytes(b"")
@@ -274,7 +220,7 @@ def test_each_bad_input_gets_its_line_and_the_batch_goes_on(repo, tmp_path):
         assert line.startswith(f"error: {name}: ") and cause in line, line
     [printed] = printed_results(done.stdout)
     # the pipeline file chose tiny.en
-    assert not golden.result_differences(printed["res"]["result"], numwhisper_api_result(repo / JFK))
+    assert not golden.result_differences(printed["res"]["result"], api_result(tiny_en, repo / JFK))
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["en_jfk.json"]
 
 
@@ -294,26 +240,6 @@ def test_bad_option_values_exit_2_with_one_clear_line(repo, args, message):
     done = numwhisper(repo, *args, *inputs)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert done.stdout == ""
-
-
-def test_api_takes_bytes_base64_arrays_and_urls(repo):
-    import base64
-
-    import numwhisper
-
-    model = numwhisper.load_model("tiny.en")
-    data = (repo / JFK).read_bytes()
-    samples, rate = soundfile.read(repo / JFK, dtype="float32")  # [N]
-    stereo48 = np.stack([scipy.signal.resample_poly(samples, 3, 1)] * 2, axis=1)  # [3N, 2]
-    reference = model.transcribe(str(repo / JFK), beam_size=None)["result"]
-    with serving(repo / "golden/audio") as url:
-        same = {"bytes": data, "base64": base64.b64encode(data).decode(), "url": f"{url}/en_jfk.wav",
-                "float array": samples}
-        for kind, source in same.items():
-            out = model.transcribe(source, beam_size=None)
-            assert not golden.result_differences(out["result"], reference), kind
-    out = model.transcribe(stereo48, sample_rate=48000, beam_size=None)
-    assert words(out["result"]["text"]).startswith(JFK_WORDS) and out["input_path"] is None
 
 
 def test_device_paddle_cpu_runs_the_paddle_backend_with_the_same_transcript(repo):

@@ -4,12 +4,11 @@ import json
 import pickle
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from numwhisper import checkpoint
+from numwhisper.formats import checkpoint
 
 from test_converters import ct2_source, run_converter
 
@@ -104,7 +103,7 @@ def make_pdparams_dir(tmp_path, state):
 
 
 def tiny_paddle_state(model_files):
-    from numwhisper.convert import to_paddle_state
+    from numwhisper.formats.convert import to_paddle_state
 
     ckpt = checkpoint.load(model_files["tiny.en"])
     return {"dims": ckpt.dims.to_dict(), **to_paddle_state(ckpt)}

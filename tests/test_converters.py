@@ -8,11 +8,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from numwhisper import checkpoint, hub
-from numwhisper.convert import WEIGHT_TABLE, rule_for, table_key
-from numwhisper.ct2 import read_model_dir
-from numwhisper.paddle_dir import INFERENCE_DEFAULTS, PDPARAMS, read_paddle_dir
-from numwhisper.pdparams import load_pdparams
+from numwhisper.formats import checkpoint, hub
+from numwhisper.formats.convert import WEIGHT_TABLE, rule_for, table_key
+from numwhisper.formats.ct2 import read_model_dir
+from numwhisper.formats.paddlex_dir import INFERENCE_DEFAULTS, PDPARAMS, read_paddle_dir
 
 EXPECTED = {
     "base": dict(n_audio_state=512, n_audio_layer=6, n_vocab=51865, n_tensors=245, tokenizer="multilingual"),

@@ -1,7 +1,9 @@
-"""Decoding and transcription behaviour that needs no golden: the logit filters, beam search and
-options on their own, audio input, and the base model (tiny.en for English-only) on real clips:
-forced language, translation, prompts, temperature fallback, silence and noise, a sub-second clip,
-seeded sampling.
+"""Decoding and transcription behaviour that needs no golden, and the one home of the tests of what
+each decoding option does: the numerics, logit filters, beam search and DecodingOptions on their own,
+audio input, then each option's effect on real clips with the session's base and tiny.en models
+(language, task, beam_size, patience, length_penalty, temperature, seed, best_of, the fallback
+thresholds, no_speech_threshold, initial_prompt, condition_on_previous_text, compat), and a
+sub-second clip. That each CLI flag reaches its option is tested in test_cli_options.py.
 """
 
 import dataclasses
@@ -13,15 +15,17 @@ import scipy.signal
 import soundfile
 
 from numwhisper import decoding
-from numwhisper.audio import AudioError, load_audio
+from numwhisper.audio import load_audio
 from numwhisper.decoding import (BeamSearchDecoder, BeamState, DecodingOptions, DecodingTask, GreedyDecoder,
                                  MaximumLikelihoodRanker, PaddleXFailure, TimestampRules, log_softmax, top_k)
 from numwhisper.mel import SAMPLE_RATE
 from numwhisper.mel import log_mel_spectrogram
-from numwhisper.transcribe import encode_window, load_model, transcribe
+from numwhisper.transcription import encode_window, transcribe
 
 AUDIO = "golden/audio"
 JFK = f"{AUDIO}/en_jfk.wav"
+DE = f"{AUDIO}/de_picovoice_test_de.wav"
+LONG = f"{AUDIO}/en_voxpopuli_long_000.wav"
 JFK_WORDS = "ask not what your country can do for you"
 GREEDY = DecodingOptions(beam_size=None)  # PaddleX's greedy config: argmax, no beams
 
@@ -31,24 +35,28 @@ def words(text: str) -> str:
     return " ".join(re.findall(r"[\w']+", text.lower()))
 
 
-@pytest.fixture(scope="module")
-def base(model_files):
-    """The multilingual base model."""
-    return load_model(str(model_files["base"]))
+def result_of(model, clip, **options) -> dict:
+    """The inner result of ``model.transcribe(clip, **options)`` (the Python API's keyword options)."""
+    return model.transcribe(clip, **options)["result"]
 
 
-@pytest.fixture(scope="module")
-def tiny_en(model_files):
-    """The English-only tiny.en model."""
-    return load_model(str(model_files["tiny.en"]))
+def temperatures(result: dict) -> set:
+    """The temperatures the result's segments were decoded at."""
+    return {segment["temperature"] for segment in result["segments"]}
+
+
+def plain_words(text: str) -> list:
+    """Lower-case words with commas and full stops removed (other punctuation kept)."""
+    return text.lower().replace(",", "").replace(".", "").split()
 
 
 @pytest.fixture(autouse=True)
 def _at_repo(repo, monkeypatch):
+    """Clip paths are relative to the repository root."""
     monkeypatch.chdir(repo)
 
 
-# ------------------------------------------------------------------------------ numerics and filters
+# ---------------------------------------------------------------------------- numerics and filters
 
 
 def test_log_softmax_clamps_at_64_below_the_row_max_like_paddle():
@@ -191,35 +199,17 @@ def test_paddlex_decode_fails_where_paddlex_fails(base):
     assert tok.decode([]) == ""
 
 
-# ------------------------------------------------------------------------------ audio input
+@pytest.mark.parametrize("shape", [(5, 51865), (1, 51865), (3, 7), (51865,), (2, 3, 100)])
+def test_sequential_sum_is_numpys_front_to_back_float32_sum_bit_for_bit(shape):
+    """The Numba row sum must round exactly as np.add.accumulate (paddle's CPU order), on any leading shape."""
+    rng = np.random.default_rng(sum(shape))
+    x = np.exp(rng.normal(size=shape).astype(np.float32) * 8 - 20).astype(np.float32)  # a wide range of sizes
+    expected = np.add.accumulate(x, axis=-1, dtype=np.float32)[..., -1:]  # [..., 1]
+    got = decoding.sequential_sum(x)  # [..., 1]
+    assert got.shape == expected.shape and got.dtype == np.float32 and np.array_equal(got, expected)
 
 
-def test_load_audio_errors_name_the_input(tmp_path):
-    missing = tmp_path / "nope.wav"
-    with pytest.raises(AudioError, match="nope.wav"):
-        load_audio(missing)
-    text = tmp_path / "notes.wav"
-    text.write_text("not audio")
-    with pytest.raises(AudioError, match="notes.wav"):
-        load_audio(text)
-    empty = tmp_path / "empty.wav"
-    soundfile.write(empty, np.zeros(0, np.float32), SAMPLE_RATE)
-    with pytest.raises(AudioError, match="empty.wav"):
-        load_audio(empty)
-    with pytest.raises(AudioError, match="directory"):
-        load_audio(tmp_path)
-    with pytest.raises(AudioError):
-        load_audio(np.zeros(0, np.float32))
-    assert issubclass(AudioError, ValueError)
-
-
-def test_channels_are_averaged_unless_paddlex(tmp_path):
-    left = np.linspace(-0.5, 0.5, 1600, dtype=np.float32)
-    right = np.full(1600, 0.25, dtype=np.float32)
-    path = tmp_path / "stereo.wav"
-    soundfile.write(path, np.stack([left, right], axis=1), SAMPLE_RATE, subtype="FLOAT")
-    np.testing.assert_allclose(load_audio(path), (left + right) / 2, atol=1e-7)
-    np.testing.assert_array_equal(load_audio(path, compat="paddlex"), left)
+# ------------------------------------------------------------------------------------- audio input
 
 
 def test_other_sample_rates_are_resampled_unless_paddlex(tmp_path, base):
@@ -228,13 +218,20 @@ def test_other_sample_rates_are_resampled_unless_paddlex(tmp_path, base):
     path = tmp_path / "jfk8k.wav"
     soundfile.write(path, scipy.signal.resample_poly(audio, 1, 2), 8000, subtype="FLOAT")
     assert load_audio(path).shape[0] == 2 * soundfile.info(path).frames
-    assert load_audio(path, compat="paddlex").shape[0] == soundfile.info(path).frames  # PaddleX ignores the rate
+    assert load_audio(path, paddlex=True).shape[0] == soundfile.info(path).frames  # PaddleX ignores the rate
     result = transcribe(base, str(path), dataclasses.replace(GREEDY, language="en"))["result"]
     text = words(result["text"])
     assert "not what your country can do for you" in text and "ask what you can do for your country" in text
 
 
-# ------------------------------------------------------------------------------ the model on real clips
+# ---------------------------------------------------------------------------------------- language
+
+
+def test_language_forces_the_decoding_language(base):
+    detected = result_of(base, DE, beam_size=None)
+    forced = result_of(base, DE, beam_size=None, language="en")
+    assert detected["language"] == "de" and "Portal" in detected["text"]
+    assert forced["language"] == "en" and forced["text"] != detected["text"] and forced["text"].isascii()
 
 
 def test_forced_language_sets_the_prompt_and_the_result(base):
@@ -249,53 +246,109 @@ def test_forced_language_sets_the_prompt_and_the_result(base):
     assert compat["result"]["text"] == result["result"]["text"]
 
 
-@pytest.mark.parametrize("clip, source_words", [
-    ("de_picovoice_test_de", {"der", "diesem", "wurde", "genutzt", "raum"}),
-    ("fr_picovoice_test_fr", {"sous", "le", "il", "devient", "des", "et", "eaux"}),
+def test_english_only_models_refuse_another_language(tiny_en):
+    with pytest.raises(ValueError, match="English-only: it cannot transcribe language 'de'"):
+        tiny_en.transcribe(JFK, beam_size=None, language="de")
+    assert result_of(tiny_en, JFK, beam_size=None, language="English")["language"] == "en"
+    as_paddlex = result_of(tiny_en, JFK, beam_size=None, language="de", compat="paddlex")  # PaddleX decodes English
+    assert plain_words(as_paddlex["text"]) == plain_words(result_of(tiny_en, JFK, beam_size=None)["text"])
+
+
+def test_english_only_model_never_detects_language(tiny_en):
+    result = transcribe(tiny_en, JFK, dataclasses.replace(GREEDY, task="translate"))["result"]
+    assert result["language"] == "en"
+    assert JFK_WORDS in words(result["text"])
+    assert tiny_en.tokenizer.sot_sequence("de", "translate") == (tiny_en.tokenizer.sot,)
+    window = encode_window(tiny_en, log_mel_spectrogram(load_audio(JFK)), 0)
+    with pytest.raises(ValueError, match="English-only"):
+        decoding.detect_language(tiny_en.backend, tiny_en.tokenizer, window.features)
+
+
+# -------------------------------------------------------------------------------------------- task
+
+
+@pytest.mark.parametrize("clip, source_words, opening", [
+    ("de_picovoice_test_de", {"der", "diesem", "wurde", "genutzt", "raum"}, "The "),
+    ("fr_picovoice_test_fr", {"sous", "le", "il", "devient", "des", "et", "eaux"}, "Under "),
 ])
-def test_translate_gives_english(base, clip, source_words):
+def test_translate_gives_english(base, clip, source_words, opening):
+    transcribed = transcribe(base, f"{AUDIO}/{clip}.wav", GREEDY)["result"]
     result = transcribe(base, f"{AUDIO}/{clip}.wav", dataclasses.replace(GREEDY, task="translate"))["result"]
     text = words(result["text"])
     assert result["language"] == clip[:2]  # the detected source language is reported
+    assert result["text"] != transcribed["text"] and result["text"].strip().startswith(opening), result["text"]
     assert text.isascii(), text
     assert len({"the", "of", "and", "is", "was", "a", "as", "in", "it"} & set(text.split())) >= 2, text
     assert not source_words & set(text.split()), text
 
 
-def test_initial_prompt_is_the_decoding_context(base):
-    clip = f"{AUDIO}/en_ls_1272-128104-0000.wav"  # one window
-    prompt_text = "Mr. Quilter's lecture on the middle classes."
-    prompted = transcribe(base, clip, dataclasses.replace(GREEDY, initial_prompt=prompt_text))["result"]
-    assert "quilter is the apostle of the middle classes" in words(prompted["text"])
-    tok = base.tokenizer
-    prompt = tok.encode(" " + prompt_text)
-    task = DecodingTask.build(base.backend, tok, GREEDY, "en", prompt)
-    assert task.initial_tokens == (tok.sot_prev, *prompt, *tok.sot_sequence("en"))
-    window = encode_window(base, log_mel_spectrogram(load_audio(clip)), 0)
-    with_prompt = task.run(base.backend, window.features, None, window.cross)
-    assert list(with_prompt.tokens) == prompted["segments"][0]["tokens"]  # transcribe fed exactly this prompt
-    assert with_prompt.avg_logprob == prompted["segments"][0]["avg_logprob"]
-    without = DecodingTask.build(base.backend, tok, GREEDY, "en").run(base.backend, window.features, None, window.cross)
-    assert without.avg_logprob != with_prompt.avg_logprob  # the context changed the model's view
-    # compat encodes the prompt with PaddleX's BPE, which lacks the first merge ("Ġ t")
-    assert tok.encode(" the") == [264] and base.paddlex_tokenizer.encode(" the") == [220, 3322]
+# ------------------------------------------------------------- beam_size, patience, length_penalty
 
 
-def test_previous_text_is_the_next_windows_prompt_unless_disabled(base):
-    mel = log_mel_spectrogram(load_audio(JFK))  # 11 s: a second window starts where the first one's text ended
-    tok = base.tokenizer
-    for condition in (True, False):
-        options = dataclasses.replace(GREEDY, language="en", condition_on_previous_text=condition)
-        segments = transcribe(base, JFK, options)["result"]["segments"]
-        first, second = segments[0], segments[-1]
-        assert second["seek"] > 0 and first["seek"] == 0
-        tokens = first["tokens"]  # the context runs to the start timestamp after the last pair of timestamps
-        pairs = [i for i in range(len(tokens) - 1) if min(tokens[i], tokens[i + 1]) >= tok.timestamp_begin]
-        context = tokens[:pairs[-1] + 2] if condition else []
-        window = encode_window(base, mel, second["seek"])
-        expected = DecodingTask.build(base.backend, tok, options, "en", context).run(
-            base.backend, window.features, None, window.cross)
-        assert list(expected.tokens) == second["tokens"] and expected.avg_logprob == second["avg_logprob"]
+def test_beam_search_and_greedy_differ(tiny_en):
+    greedy = result_of(tiny_en, JFK, beam_size=None)
+    beam = result_of(tiny_en, JFK, beam_size=5)
+    assert greedy["text"].startswith(" And so my") and beam["text"].startswith(" And so, my")
+
+
+def test_patience_changes_how_many_finished_beams_are_awaited(tiny_en):
+    default = result_of(tiny_en, JFK)
+    impatient = result_of(tiny_en, JFK, patience=0.5)  # stop after round(5 * 0.5) = 2 finished candidates
+    assert impatient["segments"] != default["segments"]
+
+
+def test_length_penalty_changes_the_ranking_of_candidates(tiny_en):
+    clip = "golden/audio/en_ljspeech_LJ001-0001.wav"
+    by_length = result_of(tiny_en, clip)
+    by_alpha = {alpha: result_of(tiny_en, clip, length_penalty=alpha) for alpha in (0.0, 1.0)}
+    assert by_alpha[0.0]["segments"] != by_length["segments"]
+    assert by_alpha[1.0]["segments"] != by_length["segments"]
+
+
+# ---------------------------------------------------------------------- temperature, seed, best_of
+
+
+def test_temperature_samples_reproducibly_per_seed(tiny_en):
+    first = result_of(tiny_en, JFK, beam_size=None, temperature=1.0, seed=1)
+    again = result_of(tiny_en, JFK, beam_size=None, temperature=1.0, seed=1)
+    other = result_of(tiny_en, JFK, beam_size=None, temperature=1.0, seed=2)
+    assert first == again and first != other and temperatures(first) == {1.0}
+
+
+def test_best_of_changes_how_many_samples_compete(tiny_en):
+    five = result_of(tiny_en, JFK, beam_size=None, temperature=1.0, seed=1, best_of=5)
+    one = result_of(tiny_en, JFK, beam_size=None, temperature=1.0, seed=1, best_of=1)
+    assert five["segments"] != one["segments"]
+
+
+def test_seeded_sampling_is_reproducible(base):
+    window = encode_window(base, log_mel_spectrogram(load_audio(JFK)), 0)
+    opts = DecodingOptions(temperature=0.8, best_of=3, language="en", seed=11)
+
+    def sample(options):
+        return decoding.decode(base.backend, base.tokenizer, window.features, options, cross=window.cross)
+
+    first, second = sample(opts), sample(opts)
+    assert first.tokens == second.tokens and first.avg_logprob == second.avg_logprob
+    assert first.temperature == 0.8 and first.avg_logprob < 0
+    a = decoding.sampling_generator(opts, (0, 1)).random(4)
+    assert np.array_equal(a, decoding.sampling_generator(opts, (0, 1)).random(4))
+    assert not np.array_equal(a, decoding.sampling_generator(dataclasses.replace(opts, seed=12), (0, 1)).random(4))
+    unseeded = DecodingOptions(compat="paddlex")  # PaddleX draws from fresh entropy
+    assert not np.array_equal(decoding.sampling_generator(unseeded, ()).random(4),
+                              decoding.sampling_generator(unseeded, ()).random(4))
+
+
+# ------------------------------------------------------------ temperature fallback: the thresholds
+
+
+@pytest.mark.parametrize("threshold", [{"logprob_threshold": 0.0}, {"compression_ratio_threshold": 0.5}],
+                         ids=["logprob_threshold", "compression_ratio_threshold"])
+def test_thresholds_trigger_temperature_fallback(tiny_en, threshold):
+    """A threshold no decoding can meet makes every window try 0, 0.5 and 1.0, keeping the last."""
+    fallback = result_of(tiny_en, JFK, beam_size=None, temperature_increment_on_fallback=0.5, **threshold)
+    no_fallback = result_of(tiny_en, JFK, beam_size=None, temperature_increment_on_fallback=None, **threshold)
+    assert temperatures(fallback) == {1.0} and temperatures(no_fallback) == {0}
 
 
 def test_temperature_fallback_is_triggered_and_the_last_temperature_kept(base):
@@ -311,6 +364,15 @@ def test_temperature_fallback_is_triggered_and_the_last_temperature_kept(base):
     # PaddleX's greedy avg_logprob is 0.0, so its log-prob fallback never fires
     assert [s["temperature"] for s in paddlex["segments"]] == [0.0] * len(paddlex["segments"])
     assert paddlex["text"] == transcribe(base, clip, GREEDY)["result"]["text"]
+
+
+# ---------------------------------------------------------- no_speech_threshold: silence and noise
+
+
+def test_no_speech_threshold_drops_windows_judged_silent(tiny_en):
+    kept = result_of(tiny_en, JFK, beam_size=None)
+    dropped = result_of(tiny_en, JFK, beam_size=None, no_speech_threshold=0.0, logprob_threshold=10.0)
+    assert kept["segments"] and dropped["segments"] == [] and dropped["text"] == ""
 
 
 def test_noise_is_dropped_as_no_speech_but_paddlex_greedy_keeps_it(base):
@@ -336,6 +398,65 @@ def test_everything_skipped_fails_in_compat_as_paddlex_does(base):
         transcribe(base, noise, dataclasses.replace(skip_all, compat="paddlex"))
 
 
+# ------------------------------------------------------ initial_prompt, condition_on_previous_text
+
+
+def test_initial_prompt_steers_the_punctuation(tiny_en):
+    plain = result_of(tiny_en, JFK)
+    prompted = result_of(tiny_en, JFK, initial_prompt="ASK NOT. WHAT YOUR COUNTRY CAN DO FOR YOU.")
+    assert "for you ask" in plain["text"] and "for you. Ask" in prompted["text"]
+
+
+def test_initial_prompt_is_the_decoding_context(base):
+    clip = f"{AUDIO}/en_ls_1272-128104-0000.wav"  # one window
+    prompt_text = "Mr. Quilter's lecture on the middle classes."
+    prompted = transcribe(base, clip, dataclasses.replace(GREEDY, initial_prompt=prompt_text))["result"]
+    assert "quilter is the apostle of the middle classes" in words(prompted["text"])
+    tok = base.tokenizer
+    prompt = tok.encode(" " + prompt_text)
+    task = DecodingTask.build(base.backend, tok, GREEDY, "en", prompt)
+    assert task.initial_tokens == (tok.sot_prev, *prompt, *tok.sot_sequence("en"))
+    window = encode_window(base, log_mel_spectrogram(load_audio(clip)), 0)
+    with_prompt = task.run(base.backend, window.features, None, window.cross)
+    assert list(with_prompt.tokens) == prompted["segments"][0]["tokens"]  # transcribe fed exactly this prompt
+    assert with_prompt.avg_logprob == prompted["segments"][0]["avg_logprob"]
+    without = DecodingTask.build(base.backend, tok, GREEDY, "en").run(base.backend, window.features, None, window.cross)
+    assert without.avg_logprob != with_prompt.avg_logprob  # the context changed the model's view
+    # compat encodes the prompt with PaddleX's BPE, which lacks the first merge ("Ġ t")
+    assert tok.encode(" the") == [264] and base.paddlex_tokenizer.encode(" the") == [220, 3322]
+
+
+def test_condition_on_previous_text_changes_later_windows(tiny_en):
+    conditioned = result_of(tiny_en, LONG, beam_size=None)
+    unconditioned = result_of(tiny_en, LONG, beam_size=None, condition_on_previous_text=False)
+    first_seek = conditioned["segments"][0]["seek"]
+    later = [s for s in conditioned["segments"] if s["seek"] != first_seek]
+    later_free = [s for s in unconditioned["segments"] if s["seek"] != first_seek]
+    assert later and later != later_free
+    assert [s for s in conditioned["segments"] if s["seek"] == first_seek] == \
+        [s for s in unconditioned["segments"] if s["seek"] == first_seek]  # window 0 has no previous text
+
+
+def test_previous_text_is_the_next_windows_prompt_unless_disabled(base):
+    mel = log_mel_spectrogram(load_audio(JFK))  # 11 s: a second window starts where the first one's text ended
+    tok = base.tokenizer
+    for condition in (True, False):
+        options = dataclasses.replace(GREEDY, language="en", condition_on_previous_text=condition)
+        segments = transcribe(base, JFK, options)["result"]["segments"]
+        first, second = segments[0], segments[-1]
+        assert second["seek"] > 0 and first["seek"] == 0
+        tokens = first["tokens"]  # the context runs to the start timestamp after the last pair of timestamps
+        pairs = [i for i in range(len(tokens) - 1) if min(tokens[i], tokens[i + 1]) >= tok.timestamp_begin]
+        context = tokens[:pairs[-1] + 2] if condition else []
+        window = encode_window(base, mel, second["seek"])
+        expected = DecodingTask.build(base.backend, tok, options, "en", context).run(
+            base.backend, window.features, None, window.cross)
+        assert list(expected.tokens) == second["tokens"] and expected.avg_logprob == second["avg_logprob"]
+
+
+# ------------------------------------------------------------------------------------- other clips
+
+
 def test_clip_shorter_than_one_second(base):
     audio = load_audio(f"{AUDIO}/zh_sr_chinese.wav")
     assert audio.shape[0] < SAMPLE_RATE
@@ -343,41 +464,3 @@ def test_clip_shorter_than_one_second(base):
     assert result["language"] == "zh"
     assert re.search(r"[\u4e00-\u9fff]", result["text"])
     assert result["segments"][0]["start"] == 0.0 and result["segments"][0]["seek"] == 0
-
-
-def test_seeded_sampling_is_reproducible(base):
-    window = encode_window(base, log_mel_spectrogram(load_audio(JFK)), 0)
-    opts = DecodingOptions(temperature=0.8, best_of=3, language="en", seed=11)
-
-    def sample(options):
-        return decoding.decode(base.backend, base.tokenizer, window.features, options, cross=window.cross)
-
-    first, second = sample(opts), sample(opts)
-    assert first.tokens == second.tokens and first.avg_logprob == second.avg_logprob
-    assert first.temperature == 0.8 and first.avg_logprob < 0
-    a = decoding.sampling_generator(opts, (0, 1)).random(4)
-    assert np.array_equal(a, decoding.sampling_generator(opts, (0, 1)).random(4))
-    assert not np.array_equal(a, decoding.sampling_generator(dataclasses.replace(opts, seed=12), (0, 1)).random(4))
-    unseeded = DecodingOptions(compat="paddlex")  # PaddleX draws from fresh entropy
-    assert not np.array_equal(decoding.sampling_generator(unseeded, ()).random(4),
-                              decoding.sampling_generator(unseeded, ()).random(4))
-
-
-def test_english_only_model_never_detects_language(tiny_en):
-    result = transcribe(tiny_en, JFK, dataclasses.replace(GREEDY, task="translate"))["result"]
-    assert result["language"] == "en"
-    assert JFK_WORDS in words(result["text"])
-    assert tiny_en.tokenizer.sot_sequence("de", "translate") == (tiny_en.tokenizer.sot,)
-    window = encode_window(tiny_en, log_mel_spectrogram(load_audio(JFK)), 0)
-    with pytest.raises(ValueError, match="English-only"):
-        decoding.detect_language(tiny_en.backend, tiny_en.tokenizer, window.features)
-
-
-@pytest.mark.parametrize("shape", [(5, 51865), (1, 51865), (3, 7), (51865,), (2, 3, 100)])
-def test_sequential_sum_is_numpys_front_to_back_float32_sum_bit_for_bit(shape):
-    """The Numba row sum must round exactly as np.add.accumulate (paddle's CPU order), on any leading shape."""
-    rng = np.random.default_rng(sum(shape))
-    x = np.exp(rng.normal(size=shape).astype(np.float32) * 8 - 20).astype(np.float32)  # a wide range of sizes
-    expected = np.add.accumulate(x, axis=-1, dtype=np.float32)[..., -1:]  # [..., 1]
-    got = decoding.sequential_sum(x)  # [..., 1]
-    assert got.shape == expected.shape and got.dtype == np.float32 and np.array_equal(got, expected)

@@ -63,7 +63,7 @@ def test_paddle_on_the_cpu_and_the_default():
     assert resolve_device("paddle:cpu") == Device("cpu", None, "paddle")
     assert resolve_device("cpu").name == "cpu"
     assert resolve_device(None) == Device("cpu", None, "numpy")  # this Paddle sees no GPU: PaddleX picks the CPU
-    assert devices.check_device(None) == "cpu"
+    assert devices.resolve_device(None).name == "cpu"
 
 
 def test_a_cpu_build_of_paddle_is_recognised_without_importing_it():
@@ -106,6 +106,8 @@ def test_load_model_and_pipeline_take_the_device():
     with pytest.raises(AttributeError, match="holds no NumPy weights"):
         model.weights
     assert numwhisper.load_model("tiny.en", device="cpu").backend.name == "numpy"
+    resolved = Device("cpu", None, "paddle")  # a Device already resolved is taken as it is
+    assert numwhisper.load_model("tiny.en", device=resolved).backend.device is resolved
     with pytest.raises(ValueError, match="is_compiled_with_cuda"):
         numwhisper.load_model("tiny.en", device="gpu:0")
     pipeline = numwhisper.create_pipeline(device="paddle:cpu")

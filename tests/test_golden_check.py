@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from numwhisper import golden_check
+from numwhisper.golden import check as golden_check
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -61,7 +61,7 @@ def test_usage_errors_exit_2(repo):
     assert done.returncode == 2 and "no_such_module" in done.stderr
     done = check(repo, "--backend", "numpy", "--stages", "mel,vibes")
     assert done.returncode == 2 and "vibes" in done.stderr
-    done = check(repo, "--backend", "numwhisper.golden:GOLDEN_DIR", "--cases", "en_jfk")
+    done = check(repo, "--backend", "numwhisper.golden.files:GOLDEN_DIR", "--cases", "en_jfk")
     assert done.returncode == 2 and "not callable" in done.stderr
     done = subprocess.run([sys.executable, "-m", "numwhisper.golden"], cwd=repo, capture_output=True, text=True)
     assert done.returncode == 2 and "usage" in done.stderr

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from numwhisper import golden
+from numwhisper.golden import files as golden
 
 MANIFEST = golden.manifest()
 CASES = golden.cases()

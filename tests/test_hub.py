@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from numwhisper import checkpoint, hub
-from numwhisper.checkpoint import ModelFileError
-from numwhisper.paddle_dir import write_paddle_dir
+from numwhisper.formats import checkpoint, hub
+from numwhisper.errors import ModelFileError
+from numwhisper.formats.paddlex_dir import write_paddle_dir
 
 
 def test_unknown_name_lists_the_choices():
@@ -47,7 +47,7 @@ def test_cache_env_variable_and_single_conversion(model_files, tmp_path, monkeyp
 def test_interrupted_conversion_leaves_no_model_file(tmp_path):
     """Kill a conversion while it writes: the target never exists half-written; the next call converts."""
     cache = tmp_path / "cache"
-    code = f"from numwhisper import hub; hub.resolve('base', cache={str(cache)!r})"
+    code = f"from numwhisper.formats import hub; hub.resolve('base', cache={str(cache)!r})"
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 60
     while not list(cache.glob(".base.safetensors.*.partial")) and time.time() < deadline:

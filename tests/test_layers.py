@@ -80,6 +80,28 @@ def imports_of(name: str, path: Path, modules: dict) -> set:
     return found
 
 
+def missing_imports(path: Path, modules: dict, place: Path = None) -> list:
+    """(line, "numwhisper.X") of every ``from X import ...`` in ``path`` whose X lies inside numwhisper
+    but is no module there; relative imports are read as if the file stood at ``place`` (default: path)."""
+    place = place or path
+    name = ".".join(place.relative_to(PACKAGE).with_suffix("").parts)
+    here = name.split(".")[:-1] if place.name == "__init__.py" else name.split(".")
+    missing = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = here[:len(here) - node.level]
+            target = ".".join([*base, *([node.module] if node.module else [])])
+        elif (node.module or "").startswith("numwhisper"):
+            target = node.module[len("numwhisper."):] if node.module != "numwhisper" else ""
+        else:
+            continue
+        if target not in modules:
+            missing.append((node.lineno, f"numwhisper.{target}"))
+    return missing
+
+
 def import_graph() -> dict:
     """{module: the package modules it imports}."""
     modules = module_names()
@@ -121,6 +143,14 @@ def test_the_package_has_no_import_cycle():
     assert cycles(import_graph()) == []
 
 
+def test_every_import_inside_the_package_names_a_module_that_exists():
+    """Imports inside functions are not run by importing the package; a stale one must still fail here."""
+    modules = module_names()
+    found = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
+             for path in modules.values() for line, target in missing_imports(path, modules)]
+    assert found == []
+
+
 def test_no_module_imports_a_higher_layer():
     upward = [f"numwhisper.{name} ({LAYERS[layer_of(name)][0]}) imports numwhisper.{other} "
               f"({LAYERS[layer_of(other)][0]})"
@@ -143,3 +173,10 @@ def test_the_import_reader_sees_imports_inside_functions(tmp_path):
     source.write_text("def f():\n    from .audio import load_audio\n    from .formats import hub\n")
     modules = module_names()
     assert imports_of("cli", source, modules) == {"audio", "formats", "formats.hub"}
+
+
+def test_the_missing_import_reader_finds_a_stale_relative_import(tmp_path):
+    source = tmp_path / "app.py"
+    source.write_text("def f():\n    from .kernels import set_num_threads\n    from ..threads import set_num_threads\n")
+    found = missing_imports(source, module_names(), place=PACKAGE / "serve" / "app.py")
+    assert found == [(2, "numwhisper.serve.kernels")]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from numwhisper import golden, mel
-from numwhisper.tolerances import LOG_MEL_ATOL, LOG_MEL_PRECISION_ATOL, MEL_FILTERS_ATOL
+from numwhisper import mel
+from numwhisper.golden import files as golden
+from numwhisper.golden.tolerances import LOG_MEL_ATOL, LOG_MEL_PRECISION_ATOL, MEL_FILTERS_ATOL
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 GOLDEN_CLIPS = sorted(p.stem for p in (GOLDEN / "audio").glob("*.wav"))

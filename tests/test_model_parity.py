@@ -13,11 +13,14 @@ import numba
 import numpy as np
 import pytest
 
-from numwhisper import golden, golden_check, kernels
+from numwhisper import kernels, ops, threads
+from numwhisper.dims import attention_scale
+from numwhisper.golden import check as golden_check
+from numwhisper.golden import files as golden
 from numwhisper import model as whisper_model
-from numwhisper.checkpoint import load
+from numwhisper.formats.checkpoint import load
 from numwhisper.tokenizer import Tokenizer
-from numwhisper.tolerances import DECODER_CACHE_ATOL, LANGUAGE_PROBS_ATOL
+from numwhisper.golden.tolerances import DECODER_CACHE_ATOL, LANGUAGE_PROBS_ATOL
 
 from conftest import BACKEND_DEVICES
 
@@ -245,11 +248,11 @@ def test_cross_kv_layouts_hold_the_plain_products_bits(model_files):
     features = np.random.default_rng(0).standard_normal((1500, 512)).astype(np.float32)  # [S, d]
     cross = whisper_model.cross_kv(weights, features)
     n_head, d_head = weights.dims.n_text_head, weights.dims.n_text_state // weights.dims.n_text_head
-    scale = whisper_model._attention_scale(weights.dims.n_text_state, n_head)
+    scale = np.float32(attention_scale(weights.dims.n_text_state, n_head))
     for i in (0, weights.dims.n_text_layer - 1):
         name = f"decoder.blocks.{i}.cross_attn"
-        k = whisper_model._times_weight(features, weights[f"{name}.key.weight"]) * scale  # [S, d]
-        v = whisper_model._times_weight(features, weights[f"{name}.value.weight"]) + weights[f"{name}.value.bias"]
+        k = ops.linear(features, weights[f"{name}.key.weight"]) * scale  # [S, d]
+        v = ops.linear(features, weights[f"{name}.value.weight"]) + weights[f"{name}.value.bias"]
         assert np.array_equal(cross.keys[i], k.reshape(1500, n_head, d_head).transpose(1, 2, 0))  # [H, d_head, S]
         assert np.array_equal(cross.values[i], v.reshape(1500, n_head, d_head).transpose(1, 0, 2))  # [H, S, d_head]
 
@@ -263,18 +266,18 @@ def test_decoder_kernels_give_the_same_values_on_any_thread_count_and_batch(mode
     cross = whisper_model.cross_kv(weights, whisper_model.encode(weights, mel))
     _, cache = whisper_model.decode(weights, np.array([TOKENS[:3]]), whisper_model.new_cache(weights, cross))
     beams = np.array([[t] for t in TOKENS[3:8]])  # [5, 1]
-    threads = numba.get_num_threads()  # the suite's count, restored below
+    suite_threads = numba.get_num_threads()  # the suite's count, restored below
     try:
         by_threads = {}
-        for n in sorted({1, threads}):
-            kernels.set_num_threads(n)
+        for n in sorted({1, suite_threads}):
+            threads.set_num_threads(n)
             by_threads[n], _ = whisper_model.decode(weights, beams, whisper_model.reorder(cache, [0] * 5))  # [5, 1, V]
     finally:
-        kernels.set_num_threads(threads)
-    assert np.array_equal(by_threads[1], by_threads[threads])
+        threads.set_num_threads(suite_threads)
+    assert np.array_equal(by_threads[1], by_threads[suite_threads])
     for i, token in enumerate(TOKENS[3:8]):
         alone, _ = whisper_model.decode(weights, np.array([[token]]), whisper_model.reorder(cache, [0]))  # [1, 1, V]
-        assert np.array_equal(alone[0], by_threads[threads][i]), np.abs(alone[0] - by_threads[threads][i]).max()
+        assert np.array_equal(alone[0], by_threads[suite_threads][i]), np.abs(alone[0] - by_threads[suite_threads][i]).max()
 
 
 def test_softmax_kernel_matches_float64_softmax_for_any_row_length():

@@ -26,8 +26,8 @@ import pytest
 import requests
 import soundfile
 
-from numwhisper.kernels import set_num_threads
-from numwhisper.transcribe import load_model, transcribe
+from numwhisper.threads import set_num_threads
+from numwhisper.transcription import transcribe
 from numwhisper.writers import to_srt, to_vtt
 from server_support import AudioSite, ServerProcess, post_json
 
@@ -62,7 +62,7 @@ def write_clip(repo, name, target):
 
 
 @pytest.fixture(scope="module")
-def env(repo, model_files, tmp_path_factory):
+def env(repo, model_files, loaded, tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
     allow_dir = root / "allowed"
     allow_dir.mkdir()
@@ -86,7 +86,7 @@ def env(repo, model_files, tmp_path_factory):
     e.closed = ServerProcess(repo, root / "closed.log", [
         "--model", MODEL, "--workers", 1, "--queue-size", 1, "--threads", 1, "--log-level", "warning"])
     try:
-        model = load_model(MODEL)
+        model = loaded(MODEL)
         set_num_threads(1)
         try:
             e.library = {name: transcribe(model, str(path)) for name, path in clips.items()}

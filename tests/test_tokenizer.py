@@ -22,7 +22,7 @@ import tiktoken
 from safetensors import safe_open
 
 import tokenizer_corpus
-from numwhisper.checkpoint import ModelFileError
+from numwhisper.errors import ModelFileError
 from numwhisper.languages import LANGUAGES
 from numwhisper.tokenizer import (SCANNED_PLANES, WHITESPACE_RANGES, Tokenizer, ascii_pretokenize_pattern,
                                   only_ascii_words, pretokenize, pretokenize_pattern)

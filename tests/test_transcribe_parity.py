@@ -27,9 +27,10 @@ import csv
 
 import pytest
 
-from numwhisper import golden, golden_check
-from numwhisper.tolerances import RESULT_SCORE_ATOL
-from numwhisper.transcribe import transcribe
+from numwhisper.golden import check as golden_check
+from numwhisper.golden import files as golden
+from numwhisper.golden.tolerances import RESULT_SCORE_ATOL
+from numwhisper.transcription import transcribe
 
 from conftest import BACKEND_DEVICES
 

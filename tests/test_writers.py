@@ -1,24 +1,18 @@
-"""Transcript writers (txt, srt, vtt, tsv, json) parsed back, and the PaddleX-shaped result object."""
+"""Transcript writers (txt, srt, vtt, tsv, json) parsed back, the files write_result names, and the
+writers on PaddleX's own result files. The result object itself is tested in test_result.py."""
 
-import ast
 import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from numwhisper import writers
 from numwhisper.result import Result
 from numwhisper.writers import format_timestamp, write_result
+from samples import segment
 
 MS = 0.001  # a written time must parse back to the segment time within one millisecond
-
-
-def segment(i, seek, start, end, text):
-    return {"id": i, "seek": seek, "start": start, "end": end, "text": text, "tokens": [50364, 400 + i, 50414],
-            "temperature": 0, "avg_logprob": -0.28680352241762225, "compression_ratio": 1.35,
-            "no_speech_prob": 0.09207280725240707}
 
 
 SEGMENTS = [
@@ -146,72 +140,6 @@ def test_write_result_uses_the_same_stem_as_save_to_json(tmp_path):
     assert saved.name == txt.stem + "_res.json"
 
 
-# ---------------------------------------------------------------------------------------- the result
-
-def test_result_is_a_dict_with_paddlex_fields():
-    res = Result(RESULT)
-    assert isinstance(res, dict) and res == RESULT
-    assert res["result"]["segments"][0]["end"] == 2.7600000000000002
-    assert res.text == RESULT["result"]["text"] and res.language == "en" and res.segments == SEGMENTS
-    assert json.loads(json.dumps(res)) == RESULT
-
-
-def test_json_attribute_wraps_a_plain_copy_in_res():
-    res = Result({"input_path": Path("/x/a.wav"),
-                  "result": {"text": "t", "language": "en",
-                             "segments": [{"start": np.float32(1.5), "id": np.int64(3),
-                                           "tokens": np.array([1, 2], dtype=np.int32), "pair": (1, 2)}]}})
-    payload = res.json
-    assert list(payload) == ["res"] and type(payload["res"]) is dict
-    assert payload["res"] == {"input_path": "/x/a.wav", "result": {"text": "t", "language": "en", "segments": [
-        {"start": 1.5, "id": 3, "tokens": [1, 2], "pair": [1, 2]}]}}
-    assert type(payload["res"]["result"]["segments"][0]["id"]) is int
-    payload["res"]["result"]["text"] = "changed"
-    assert res["result"]["text"] == "t"  # a copy, not a view
-
-
-def test_print_shows_res_as_json_or_as_a_dict(capsys):
-    res = Result(RESULT)
-    res.print(json_format=True, indent=4, ensure_ascii=False)
-    out = capsys.readouterr().out
-    assert out == json.dumps({"res": RESULT}, indent=4, ensure_ascii=False) + "\n"
-    assert json.loads(out) == {"res": RESULT} and "中文测试" in out
-    res.print(json_format=True, indent=2, ensure_ascii=True)
-    out = capsys.readouterr().out
-    assert "\\u4e2d" in out and json.loads(out) == {"res": RESULT} and '\n  "res"' in out
-    res.print()
-    assert ast.literal_eval(capsys.readouterr().out) == {"res": RESULT}
-
-
-def test_save_to_json_writes_stem_res_json_into_a_directory(tmp_path):
-    res = Result(RESULT)
-    path = res.save_to_json(tmp_path / "out", indent=4, ensure_ascii=False)
-    assert path == tmp_path / "out" / "en_jfk_res.json"
-    # the dict itself (no "res" wrapper), no final newline
-    assert path.read_bytes() == json.dumps(RESULT, indent=4, ensure_ascii=False).encode("utf-8")
-    assert res.save_to_json(tmp_path / "out.txt") == tmp_path / "out.txt" / "en_jfk_res.json"
-    res.save_all(tmp_path / "all")
-    assert (tmp_path / "all" / "en_jfk_res.json").read_bytes() == path.read_bytes()
-
-
-def test_save_to_json_writes_a_json_path_as_given(tmp_path):
-    res = Result(RESULT)
-    target = tmp_path / "deep" / "er" / "mine.json"
-    assert res.save_to_json(target, indent=2, ensure_ascii=True) == target
-    assert target.read_text(encoding="ascii") == json.dumps(RESULT, indent=2, ensure_ascii=True)
-    assert res.save_to_json(tmp_path / "UPPER.JSON") == tmp_path / "UPPER.JSON"
-
-
-def test_file_stems_for_lists_urls_and_missing_input_paths(tmp_path):
-    assert Result(RESULT, input_path=["/a/first.flac", "/b/second.wav"]).stem() == "first"
-    assert Result(RESULT, input_path="rel/name.with.dots.mp3").stem() == "name.with.dots"
-    anonymous = Result(RESULT, input_path=None)
-    first = anonymous.save_to_json(tmp_path)
-    assert re.fullmatch(r"\d+_\d{4}_res\.json", first.name)
-    assert anonymous.save_to_json(tmp_path) == first  # drawn once per result
-    assert Result({"result": RESULT["result"]}).stem() != ""
-
-
 # ------------------------------------------------------------------------------ PaddleX's own files
 
 GOLDEN_RESULTS = sorted((Path(__file__).resolve().parent.parent / "golden" / "results").glob("*/*/*.json"))
@@ -222,10 +150,8 @@ def test_golden_results_exist():
 
 
 @pytest.mark.parametrize("golden", GOLDEN_RESULTS, ids=lambda p: "/".join(p.parts[-3:]))
-def test_save_to_json_rewrites_paddlex_files_byte_for_byte(golden, tmp_path):
+def test_json_writer_rewrites_paddlex_files_byte_for_byte(golden):
     data = json.loads(golden.read_text(encoding="utf-8"))
-    saved = Result(data).save_to_json(tmp_path / "again.json")
-    assert saved.read_bytes() == golden.read_bytes()
     assert writers.to_json(data).encode("utf-8") == golden.read_bytes()
 
 

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import PaddleXFailure
 from ..mel import SAMPLE_RATE
+from ..threads import set_num_threads
 from ..transcription import WhisperModel, transcribe_samples
 from .config import ServeConfig
 from .schema import (HEALTHY_MESSAGE, RESPONSE_FORMATS, ErrorResponse, InferRequest, InferResponse,
@@ -167,7 +168,6 @@ class Transcriber:
     def set_threads(threads: Optional[int]) -> None:
         """Numba's thread count is per thread: each worker sets its own."""
         if threads is not None:
-            from .kernels import set_num_threads
             set_num_threads(threads)
 
     def work(self, source: Source, options) -> Tuple[dict, float]:
