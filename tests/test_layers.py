@@ -1,5 +1,6 @@
-"""The package's architecture, read from its own source: no import cycles, and no module importing
-one of a higher layer (imports inside functions count too).
+"""The package's architecture, read from its own source: no import cycles, no module importing one
+of a higher layer or one that does not exist (imports inside functions count too), and every
+subpackage in the wheel.
 
 Layers, bottom to top; a module may import its own layer and those below it:
 
@@ -180,3 +181,14 @@ def test_the_missing_import_reader_finds_a_stale_relative_import(tmp_path):
     source.write_text("def f():\n    from .kernels import set_num_threads\n    from ..threads import set_num_threads\n")
     found = missing_imports(source, module_names(), place=PACKAGE / "serve" / "app.py")
     assert found == [(2, "numwhisper.serve.kernels")]
+
+
+def test_pyproject_packages_every_subpackage():
+    """A subpackage missing from pyproject.toml would be left out of the wheel, and only an installed
+    numwhisper would fail."""
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {".".join(("numwhisper", *path.parent.relative_to(PACKAGE).parts))
+                for path in PACKAGE.rglob("__init__.py")}
+    assert set(config["tool"]["setuptools"]["packages"]) == packages

@@ -21,7 +21,7 @@ from ..formats.checkpoint import load
 from ..formats.hub import resolve
 from ..transcription import WhisperModel
 from . import files
-from .check import (STAGES, case_name, check_results, check_tensors, shared_encoder, table)
+from .check import STAGES, case_name, check_results, check_tensors, shared_encoder, table
 
 IN_TREE = {"numpy": "numwhisper.backend:numpy_backend", "paddle": "numwhisper.paddle_backend:paddle_backend"}
 QUICK_CONFIGS = ("greedy",)
