@@ -16,7 +16,8 @@ cached on disk next to this file (``cache=True``); ``error_model="numpy"`` keeps
 Python's zero checks so that loops vectorise.
 
 Arithmetic follows PaddlePaddle's float32 kernels operation for operation (bias add, then scale;
-``x * 0.5 * (1 + erf(x / sqrt(2)))``; layer norm with ``dims.LAYER_NORM_EPS``), with sums accumulated in float64.
+``x * 0.5 * (1 + erf(x / sqrt(2)))``; layer norm with ``dims.LAYER_NORM_EPS``), with sums
+accumulated in float64.
 Arrays may also be float64 holding the float32-rounded values (the encoder runs some products in
 float64, see model.py): every kernel first rounds its input to float32, so both give the same result.
 """

@@ -38,6 +38,7 @@ def paddlex_code(code: str) -> str:
     """An OpenAI language code as PaddleX spells it in results and vocabularies (Hebrew is "iw")."""
     return _OPENAI_TO_PADDLEX.get(code, code)
 
+
 # Language names PaddleX also accepts (besides the English names of LANGUAGES).
 LANGUAGE_NAME_ALIASES = {
     "burmese": "my", "valencian": "ca", "flemish": "nl", "haitian": "ht",

@@ -61,7 +61,8 @@ def model_for(backend_for, model_files):
     def get(backend_id: str, model_name: str):
         key = (backend_id, model_name)
         if key not in built:
-            built[key] = WhisperModel.with_backend(backend_for(backend_id, model_name), load(model_files[model_name]).metadata)
+            metadata = load(model_files[model_name]).metadata
+            built[key] = WhisperModel.with_backend(backend_for(backend_id, model_name), metadata)
         return built[key]
 
     return get

@@ -277,7 +277,8 @@ def test_decoder_kernels_give_the_same_values_on_any_thread_count_and_batch(mode
     assert np.array_equal(by_threads[1], by_threads[suite_threads])
     for i, token in enumerate(TOKENS[3:8]):
         alone, _ = whisper_model.decode(weights, np.array([[token]]), whisper_model.reorder(cache, [0]))  # [1, 1, V]
-        assert np.array_equal(alone[0], by_threads[suite_threads][i]), np.abs(alone[0] - by_threads[suite_threads][i]).max()
+        beam = by_threads[suite_threads][i]  # [1, V]
+        assert np.array_equal(alone[0], beam), np.abs(alone[0] - beam).max()
 
 
 def test_softmax_kernel_matches_float64_softmax_for_any_row_length():

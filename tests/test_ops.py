@@ -8,17 +8,22 @@ from numwhisper import kernels, ops
 from numwhisper.golden.tolerances import DECODER_CACHE_ATOL
 
 
+def attention_inputs(n_rows: int, seed: int, n_head: int = 8, d_head: int = 64, n_ctx: int = 1500):
+    """Random scaled queries [N, d], keys [H, d_head, S] and values [H, S, d_head], as cross_attention takes them."""
+    rng = np.random.default_rng(seed)
+    q = (rng.standard_normal((n_rows, n_head * d_head)) * 0.3).astype(np.float32)  # [N, d]
+    keys = (rng.standard_normal((n_head, d_head, n_ctx)) * 0.3).astype(np.float32)  # [H, d_head, S]
+    values = rng.standard_normal((n_head, n_ctx, d_head)).astype(np.float32)  # [H, S, d_head]
+    return q, keys, values
+
+
 @pytest.mark.parametrize("n_rows", [ops.FEW_ROWS + 1, 40, 150])  # the BLAS side of FEW_ROWS
 def test_cross_attention_on_blas_agrees_with_the_kernel(n_rows):
     """Above FEW_ROWS query rows (a prompt pass), cross-attention runs as two batched BLAS products over
     the heads; each row must agree with what the kernel gives that row alone, up to summation order
     (measured 1.7e-7 here: the two are not equal bit for bit, which no invariant needs, since beams
     only ever take the kernel path)."""
-    rng = np.random.default_rng(0)
-    n_head, d_head, n_ctx = 8, 64, 1500
-    q = (rng.standard_normal((n_rows, n_head * d_head)) * 0.3).astype(np.float32)  # [N, d]
-    keys = (rng.standard_normal((n_head, d_head, n_ctx)) * 0.3).astype(np.float32)  # [H, d_head, S]
-    values = rng.standard_normal((n_head, n_ctx, d_head)).astype(np.float32)  # [H, S, d_head]
+    q, keys, values = attention_inputs(n_rows, seed=0)
     together = ops.cross_attention(q, keys, values)  # [N, d]
     alone = np.concatenate([kernels.cross_attention(q[i:i + 1], keys, values) for i in range(n_rows)])  # [N, d]
     assert np.abs(together - alone).max() <= DECODER_CACHE_ATOL
@@ -26,11 +31,7 @@ def test_cross_attention_on_blas_agrees_with_the_kernel(n_rows):
 
 def test_cross_attention_kernel_rows_do_not_depend_on_the_batch():
     """Up to FEW_ROWS rows (a step's beams) every row is the kernel's, bit for bit the row alone."""
-    rng = np.random.default_rng(4)
-    n_head, d_head, n_ctx = 8, 64, 1500
-    q = (rng.standard_normal((ops.FEW_ROWS, n_head * d_head)) * 0.3).astype(np.float32)  # [N, d]
-    keys = (rng.standard_normal((n_head, d_head, n_ctx)) * 0.3).astype(np.float32)  # [H, d_head, S]
-    values = rng.standard_normal((n_head, n_ctx, d_head)).astype(np.float32)  # [H, S, d_head]
+    q, keys, values = attention_inputs(ops.FEW_ROWS, seed=4)
     together = ops.cross_attention(q, keys, values)  # [N, d]
     alone = np.concatenate([ops.cross_attention(q[i:i + 1], keys, values) for i in range(q.shape[0])])  # [N, d]
     assert np.array_equal(together, alone), f"maxdiff {np.abs(together - alone).max():.3g}"

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from numwhisper import threads
+
 PROBE = """
 import sys
 first, second = sys.argv[1:]
@@ -51,7 +53,7 @@ def test_a_thread_timeout_the_user_set_is_kept(first, second):
 def test_importing_numwhisper_alone_changes_no_thread_setting():
     code = ("import os, numpy as np, numwhisper; from numwhisper import threads; "
             "print(threads.thread_timeout(np), *(os.environ.get(k) for k in threads.TUNED_ENVIRONMENT))")
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    env = {k: v for k, v in os.environ.items() if k not in threads.TUNED_ENVIRONMENT}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                          check=True).stdout.split()
     assert out == ["0", "None", "None", "None"]

@@ -1,7 +1,8 @@
 """``python -m numwhisper serve``: the HTTP service (PaddleX serving's API, plus OpenAI's transcription API).
 
-``python -m numwhisper.serve`` runs the same command. The model is loaded once, warmed up (one short decode, so that the first request does not pay for
-loading the compiled kernels), and shared read-only by ``--workers`` inference threads. At most
+``python -m numwhisper.serve`` runs the same command. The model is loaded once, warmed up (one short
+decode, so that the first request does not pay for loading the compiled kernels), and shared
+read-only by ``--workers`` inference threads. At most
 ``workers + queue_size`` requests are admitted at once; more get 503 at once. The routes and the
 limits are in ``app``, the request inputs in ``sources``, the bodies in ``schema``, the settings in
 ``config``. Needs the ``serve`` extra (FastAPI, uvicorn, python-multipart).
