@@ -43,19 +43,20 @@ class Backend(Protocol):
     def cross_kv(self, audio_features: np.ndarray) -> Any:
         """Cross-attention state of one window's features [n_audio_ctx, d] (opaque)."""
 
-    def new_cache(self, cross: Any, batch: int = 1) -> Any:
-        """An empty decoder cache for ``batch`` sequences attending to ``cross`` (opaque)."""
+    def new_cache(self, cross: Any) -> Any:
+        """An empty decoder cache for one sequence attending to ``cross`` (opaque); ``reorder`` makes batches."""
 
     def decode(self, tokens: np.ndarray, cache: Any,
                logits_at: Optional[Sequence[int]] = None) -> Tuple[np.ndarray, Any]:
         """New tokens [batch, t] after the cache's tokens -> (logits float32 [batch, t, n_vocab], next cache).
 
+        ``t`` may exceed 1 only on an empty cache (the prompt pass); after it, one token per call.
         ``logits_at`` (indices into the t new tokens, -1 the last) asks for those positions' logits
         only: [batch, len(logits_at), n_vocab], the same values as those positions of a full call.
         """
 
     def reorder(self, cache: Any, indices: Sequence[int]) -> Any:
-        """The cache whose sequence b continues sequence indices[b]; the batch may change size."""
+        """The cache whose sequence b continues sequence indices[b]; the batch may grow (1 -> n beams)."""
 
     def language_probs(self, audio_features: np.ndarray, sot_id: int, language_token_ids: Sequence[int],
                        cross: Any = None) -> np.ndarray:

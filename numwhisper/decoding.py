@@ -511,7 +511,7 @@ class DecodingTask:
         Returns (tokens [n, T], sum_logprobs [n], no-speech probability, beam state).
         """
         tokens = np.array([self.initial_tokens], dtype=np.int64)  # [1, T0]
-        cache = backend.new_cache(cross, batch=1)
+        cache = backend.new_cache(cross)
         logits, cache = backend.decode(tokens, cache, logits_at=(self.sot_index, -1))  # [1, 2, V] the prompt, once
         no_speech_prob = float(softmax(logits[:, 0])[0, self.tokenizer.no_speech])
         logits = np.repeat(logits[:, 1], self.n_group, axis=0)  # [n, V]

@@ -25,6 +25,10 @@ class InputError(ValueError):
     """An input that cannot become audio (missing, unreadable, empty, misshapen); names the input."""
 
 
+class GoldenFilesMissing(ValueError):
+    """The golden parity files are not where numwhisper looks for them; says how to get them."""
+
+
 class PaddleXFailure(ValueError):
     """Raised in compat="paddlex" mode where PaddleX itself would fail (e.g. decoding no tokens)."""
 

@@ -36,6 +36,7 @@ def test_in_tree_backends_pass_every_stage(repo, backend):
     table = rows(done.stdout)
     for stage in ("mel", "encoder", "logits", "results"):
         assert table[stage][-1] == "PASS" and table[stage][1] == "1", done.stdout  # --quick: greedy results only
+    assert table["contract"][-1] == "PASS" and table["contract"][1] == "4", done.stdout  # no language_cross on .en
     assert table["language"][-1] == "n/a"  # tiny.en is English-only
     assert "FAIL" not in done.stdout
 

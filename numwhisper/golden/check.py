@@ -1,17 +1,20 @@
 """Golden parity of any backend, stage by stage (the command is ``golden.cli``).
 
-Every golden case goes through the backend in five stages, each fed with the golden input of that
-stage where there is one, so a failure points at the stage that broke:
+Every golden case goes through the backend in stages, each fed with the golden input of that stage
+where there is one, so a failure points at the stage that broke:
 
     mel       backend.log_mel of the clip (read as PaddleX reads it) vs PaddleX's log-mel
     encoder   backend.encode of the golden mel's window 0: max |diff| and relative Frobenius error
     logits    backend.decode of PaddleX's prefix, then its argmax one token a step, over the features
               of the encoder stage: max |diff|, argmax, top-5 order
     language  backend.language_probs (multilingual models): max |diff| and the top language
+    contract  the rules the stages above do not reach (``contract``), once per model
     results   whole transcriptions (shared decoding over the backend, compat="paddlex") of every
               golden config vs PaddleX's result JSON: exact fields equal, scores within tolerance
 
-Tolerances come from ``tolerances`` only.
+Each Check says how much it compared (``Coverage``: the golden files hold some tensors in full and
+some as subsets) and how close it came to its tolerance (``margin``, the worst difference as a
+fraction of the tolerance). Tolerances come from ``tolerances`` only.
 """
 
 from __future__ import annotations
@@ -30,23 +33,45 @@ from ..decoding import COMPAT_PADDLEX, DecodingOptions
 from ..mel import N_FRAMES, pad_or_trim
 from ..tokenizer import Tokenizer
 from ..transcription import WhisperModel, Window, transcribe
-from . import files
-from .tolerances import (ENCODER_ATOL, ENCODER_REL_FROBENIUS, LANGUAGE_PROBS_ATOL, LOG_MEL_ATOL, LOGITS_ATOL,
-                         LOGITS_TOPK_ORDER, RESULT_SCORE_ATOL)
+from . import contract, files
+from .tolerances import (DECODER_CACHE_ATOL, ENCODER_ATOL, ENCODER_REL_FROBENIUS, LANGUAGE_PROBS_ATOL, LOG_MEL_ATOL,
+                         LOGITS_ATOL, LOGITS_TOPK_ORDER, RESULT_SCORE_ATOL)
 
-STAGES = ("mel", "encoder", "logits", "language", "results")
+STAGES = ("mel", "encoder", "logits", "language", "contract", "results")
 TOLERANCES = {
     "mel": f"{LOG_MEL_ATOL:g}",
     "encoder": f"{ENCODER_ATOL:g}, relF {ENCODER_REL_FROBENIUS:g}",
     "logits": f"{LOGITS_ATOL:g}, argmax, top-{LOGITS_TOPK_ORDER}",
     "language": f"{LANGUAGE_PROBS_ATOL:g}, top language",
+    "contract": f"{DECODER_CACHE_ATOL:g}, ValueError rules",
     "results": f"exact, scores {RESULT_SCORE_ATOL:g}",
 }
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """What one check compared: ``compared`` of ``total`` units (rows, ids, frames, ...), and whether
+    that is everything there is (``full``) or a stored subset."""
+
+    unit: str
+    compared: int
+    total: int
+    steps: int = 0  # decoder steps (logits stage)
+
+    @property
+    def full(self) -> bool:
+        return self.compared == self.total
+
+
+NOTHING = Coverage("", 0, 0)
+ENCODER_ROWS = N_FRAMES // 2  # one encoder output row per two mel frames (conv2 has stride 2)
+
+
+@dataclass(frozen=True)
 class Check:
-    """One stage on one case: passed or not, the largest difference, and what to read on failure."""
+    """One stage on one case: passed or not, the largest difference as a number and as a fraction of
+    its tolerance (``margin``; inf when the check could not compare), what it compared, and what to
+    read on failure."""
 
     stage: str
     case: str
@@ -54,6 +79,8 @@ class Check:
     max_diff: float
     report: str
     seconds: float = 0.0
+    margin: float = 0.0
+    coverage: Coverage = NOTHING
 
 
 # ---------------------------------------------------------------------------------- running a backend
@@ -76,7 +103,7 @@ def encoder_input(tensors: files.CaseTensors) -> np.ndarray:
 
 def decoder_logits(backend: Backend, tensors: files.CaseTensors, cross) -> np.ndarray:
     """Last-position logits of PaddleX's prefix, then of each appended argmax token -> [n_steps, V]."""
-    logits, cache = backend.decode(np.array([tensors.prefix]), backend.new_cache(cross, 1))  # [1, P, V]
+    logits, cache = backend.decode(np.array([tensors.prefix]), backend.new_cache(cross))  # [1, P, V]
     steps = [logits[0, -1]]
     for token in tensors.appended:
         logits, cache = backend.decode(np.array([[token]]), cache)  # [1, 1, V]
@@ -93,29 +120,39 @@ def language_probs(backend: Backend, tokenizer: Tokenizer, tensors: files.CaseTe
 # ---------------------------------------------------------------------------------- the checks
 
 
+def margin(diff: float, tolerance: float) -> float:
+    """A difference as a fraction of its tolerance (1.0 = at the limit)."""
+    return diff / tolerance
+
+
 def check_mel(name: str, ours: np.ndarray, tensors: files.CaseTensors) -> Check:
-    """Whole-clip log-mel [n_mels, T]: T frames, and window 0 within LOG_MEL_ATOL."""
+    """Whole-clip log-mel [n_mels, T]: T frames, and window 0 (the stored frames) within LOG_MEL_ATOL."""
+    stored = tensors.mel.shape[-1]
+    coverage = Coverage("frames", stored, tensors.n_frames)
     if ours.shape[-1] != tensors.n_frames:
         return Check("mel", name, False, float("inf"), f"{name} mel: {ours.shape[-1]} frames, PaddleX "
-                                                        f"{tensors.n_frames}")
-    stored = tensors.mel.shape[-1]
+                                                        f"{tensors.n_frames}", margin=float("inf"), coverage=coverage)
     report = files.compare(f"{name} mel", ours[:, :stored], tensors.mel, LOG_MEL_ATOL)
-    return Check("mel", name, report.ok, report.max_abs_diff, report.report)
+    return Check("mel", name, report.ok, report.max_abs_diff, report.report,
+                 margin=margin(report.max_abs_diff, LOG_MEL_ATOL), coverage=coverage)
 
 
 def check_encoder(name: str, features: np.ndarray, tensors: files.CaseTensors) -> Check:
     """Encoder output rows: max |diff| within ENCODER_ATOL and relative Frobenius within ENCODER_REL_FROBENIUS."""
+    coverage = Coverage("rows", len(tensors.encoder_rows), ENCODER_ROWS)
     got = np.asarray(features)[tensors.encoder_rows]  # [R, d]
     expected = tensors.encoder_output  # [R, d]
     report = files.compare(f"{name} encoder_output", got, expected, ENCODER_ATOL, index=tensors.encoder_rows)
     if not report.ok:
-        return Check("encoder", name, False, report.max_abs_diff, report.report)
+        return Check("encoder", name, False, report.max_abs_diff, report.report,
+                     margin=margin(report.max_abs_diff, ENCODER_ATOL), coverage=coverage)
     diff = (got - expected).astype(np.float64)
     rel = float(np.linalg.norm(diff) / np.linalg.norm(expected.astype(np.float64)))
     ok = rel <= ENCODER_REL_FROBENIUS
     text = report.report if ok else (f"{name} encoder_output: relative Frobenius error {rel:.3g} > "
                                      f"{ENCODER_REL_FROBENIUS}\n{report.report}")
-    return Check("encoder", name, ok, report.max_abs_diff, text)
+    worst = max(margin(report.max_abs_diff, ENCODER_ATOL), margin(rel, ENCODER_REL_FROBENIUS))
+    return Check("encoder", name, ok, report.max_abs_diff, text, margin=worst, coverage=coverage)
 
 
 def _top_ids(row: np.ndarray, k: int) -> np.ndarray:
@@ -126,9 +163,13 @@ def _top_ids(row: np.ndarray, k: int) -> np.ndarray:
 
 def check_logits(name: str, logits: np.ndarray, tensors: files.CaseTensors) -> Check:
     """Every step's logits [n_steps, V]: stored ids within LOGITS_ATOL, same argmax, same top-k order."""
+    vocab = logits.shape[-1]
+    coverage = Coverage("ids", sum(len(step.ids) for step in tensors.logits), vocab * len(tensors.logits),
+                        steps=len(tensors.logits))
     if logits.shape[0] != len(tensors.logits):
-        return Check("logits", name, False, float("inf"),
-                     f"{name} logits: {logits.shape[0]} steps, PaddleX {len(tensors.logits)}")
+        return Check("logits", name, False, float("inf"), f"{name} logits: {logits.shape[0]} steps, PaddleX "
+                                                           f"{len(tensors.logits)}", margin=float("inf"),
+                     coverage=coverage)
     failures, worst = [], 0.0
     for k, (step, row) in enumerate(zip(tensors.logits, logits)):
         where = f"{name} logits step {k}"
@@ -142,7 +183,8 @@ def check_logits(name: str, logits: np.ndarray, tensors: files.CaseTensors) -> C
         if not np.array_equal(ours_top, theirs_top):
             failures.append(f"{where}: top-{LOGITS_TOPK_ORDER} ours {ours_top.tolist()} (logits "
                             f"{row[ours_top].tolist()}) theirs {theirs_top.tolist()}")
-    return Check("logits", name, not failures, worst, "\n".join(failures))
+    return Check("logits", name, not failures, worst, "\n".join(failures), margin=margin(worst, LOGITS_ATOL),
+                 coverage=coverage)
 
 
 def check_language(name: str, probs: np.ndarray, tensors: files.CaseTensors) -> Check:
@@ -152,7 +194,9 @@ def check_language(name: str, probs: np.ndarray, tensors: files.CaseTensors) -> 
     text = report.report
     if top != tensors.detected_language:
         text += f"\n{name}: top language ours {top}, PaddleX {tensors.detected_language}"
-    return Check("language", name, report.ok and top == tensors.detected_language, report.max_abs_diff, text)
+    return Check("language", name, report.ok and top == tensors.detected_language, report.max_abs_diff, text,
+                 margin=margin(report.max_abs_diff, LANGUAGE_PROBS_ATOL),
+                 coverage=Coverage("probs", len(tensors.language_probs), len(tensors.language_probs)))
 
 
 def score_diff(ours: dict, theirs: dict) -> float:
@@ -165,8 +209,11 @@ def score_diff(ours: dict, theirs: dict) -> float:
 def check_result(name: str, config: str, ours: dict, theirs: dict) -> Check:
     """A result body vs PaddleX's: files.result_differences must find nothing."""
     problems = files.result_differences(ours, theirs)
-    return Check("results", f"{name} {config}", not problems, score_diff(ours, theirs),
-                 "\n".join(f"{name} {config}: {p}" for p in problems))
+    worst = score_diff(ours, theirs)
+    n_segments = len(theirs["segments"])
+    return Check("results", f"{name} {config}", not problems, worst,
+                 "\n".join(f"{name} {config}: {p}" for p in problems), margin=margin(worst, RESULT_SCORE_ATOL),
+                 coverage=Coverage("segments", n_segments, n_segments))
 
 
 # ---------------------------------------------------------------------------------- whole transcriptions
@@ -230,7 +277,7 @@ def check_tensors(backend: Backend, tokenizer: Tokenizer, case: files.Case, stag
             ours = run()
         except Exception as err:  # a backend under test may fail any way; report it, do not crash
             return None, Check(stage, name, False, float("inf"), f"{name} {stage}: the backend raised "
-                                                                 f"{type(err).__name__}: {err}")
+                                                                 f"{type(err).__name__}: {err}", margin=float("inf"))
         result = check(name, ours, tensors)
         return ours, dataclasses.replace(result, seconds=time.perf_counter() - start)
 
@@ -254,6 +301,24 @@ def check_tensors(backend: Backend, tokenizer: Tokenizer, case: files.Case, stag
     return checks
 
 
+def check_contract(backend: Backend, tokenizer: Tokenizer, case: files.Case, root=files.GOLDEN_DIR,
+                   memo: Optional[dict] = None) -> list:
+    """Every contract probe that applies to the case's model, on the case's window 0 (one Check each)."""
+    name, tensors = case_name(case), files.load_case(case.model, case.clip, root)
+    try:
+        features = memo_encode({} if memo is None else memo, backend, encoder_input(tensors))  # [n_audio_ctx, d]
+        cross = backend.cross_kv(features)
+    except Exception as err:  # a backend under test may fail any way; report it, do not crash
+        return [Check("contract", f"{name} setup", False, float("inf"), f"{name} contract: encoding window 0 "
+                      f"raised {type(err).__name__}: {err}", margin=float("inf"))]
+    checks = []
+    for probe in contract.applicable(tensors):
+        ok, worst, report, seconds = contract.run_probe(probe, backend, tokenizer, tensors, features, cross)
+        checks.append(Check("contract", f"{name} {probe}", ok, worst, f"{name} contract {probe}: {report}",
+                            seconds, margin(worst, DECODER_CACHE_ATOL), Coverage("probes", 1, 1)))
+    return checks
+
+
 def check_results(model: WhisperModel, case: files.Case, configs: Sequence[str], encode, root=files.GOLDEN_DIR) -> list:
     """The results check of one case in each golden config."""
     checks = []
@@ -264,7 +329,8 @@ def check_results(model: WhisperModel, case: files.Case, configs: Sequence[str],
             ours = transcribe(model, str(path), options_for(config, root=root), encode=encode)["result"]
         except Exception as err:  # a backend under test may fail any way; report it, do not crash
             checks.append(Check("results", f"{case_name(case)} {config}", False, float("inf"),
-                                f"{case_name(case)} {config}: transcription raised {type(err).__name__}: {err}"))
+                                f"{case_name(case)} {config}: transcription raised {type(err).__name__}: {err}",
+                                margin=float("inf")))
             continue
         theirs = files.load_result(case.model, case.clip, config, root)["result"]
         result = check_result(case_name(case), config, ours, theirs)
@@ -272,16 +338,46 @@ def check_results(model: WhisperModel, case: files.Case, configs: Sequence[str],
     return checks
 
 
+def _count(n: int) -> str:
+    """A count in a few characters: 512, 76.0k, 31.7M."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if n >= 10 * size:
+            return f"{n / size:.1f}{suffix}"
+    return str(n)
+
+
+def compared(checks: Sequence[Check]) -> str:
+    """What a stage's checks compared, summed over them: "rows 3.0k of 31.5k, full in 1 of 21" (the
+    logits stage adds its decoder steps)."""
+    covered = [c.coverage for c in checks if c.coverage.unit]
+    if not covered:
+        return "-"
+    unit, steps = covered[0].unit, sum(c.steps for c in covered)
+    n, total = sum(c.compared for c in covered), sum(c.total for c in covered)
+    if n == total:
+        text = f"{unit} {_count(n)}, all"
+    else:
+        text = f"{unit} {_count(n)} of {_count(total)}, full in {sum(c.full for c in covered)} of {len(covered)}"
+    return text + (f", {steps} steps" if steps else "")
+
+
+def percent(fraction: float) -> str:
+    """A margin as a percentage of the tolerance."""
+    return "inf" if fraction == float("inf") else f"{100 * fraction:.1f}%"
+
+
 def table(checks: Sequence[Check], stages: Sequence[str]) -> str:
-    """The per-stage table: stage, cases, failed, max |diff|, tolerance, seconds, PASS/FAIL."""
-    rows = [("stage", "cases", "failed", "maxdiff", "tolerance", "seconds", "result")]
+    """The per-stage table: stage, checks, failed, max |diff|, its fraction of the tolerance, tolerance,
+    what was compared, seconds, PASS/FAIL."""
+    rows = [("stage", "checks", "failed", "maxdiff", "of_tol", "tolerance", "compared", "seconds", "result")]
     for stage in stages:
         mine = [c for c in checks if c.stage == stage]
         if not mine:
-            rows.append((stage, "0", "-", "-", TOLERANCES[stage], "-", "n/a"))
+            rows.append((stage, "0", "-", "-", "-", TOLERANCES[stage], "-", "-", "n/a"))
             continue
         failed = sum(not c.ok for c in mine)
-        rows.append((stage, str(len(mine)), str(failed), f"{max(c.max_diff for c in mine):.3g}", TOLERANCES[stage],
+        rows.append((stage, str(len(mine)), str(failed), f"{max(c.max_diff for c in mine):.3g}",
+                     percent(max(c.margin for c in mine)), TOLERANCES[stage], compared(mine),
                      f"{sum(c.seconds for c in mine):.1f}", "FAIL" if failed else "PASS"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

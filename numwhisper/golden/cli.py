@@ -21,7 +21,7 @@ from ..formats.checkpoint import load
 from ..formats.hub import resolve
 from ..transcription import WhisperModel
 from . import files
-from .check import STAGES, case_name, check_results, check_tensors, shared_encoder, table
+from .check import STAGES, case_name, check_contract, check_results, check_tensors, shared_encoder, table
 
 IN_TREE = {"numpy": "numwhisper.backend:numpy_backend", "paddle": "numwhisper.paddle_backend:paddle_backend"}
 QUICK_CONFIGS = ("greedy",)
@@ -92,7 +92,7 @@ def listed(text: str, allowed: Sequence[str], what: str) -> tuple:
 
 def run(args) -> int:
     """Run the selected checks; print the table and every failure's report."""
-    root = files.GOLDEN_DIR
+    root = files.require(files.GOLDEN_DIR)
     stages = listed(args.stages, STAGES, "--stages")
     configs = QUICK_CONFIGS if args.quick else listed(args.configs, files.CONFIGS, "--configs")
     cases = selected_cases(args, root)
@@ -106,8 +106,11 @@ def run(args) -> int:
         memo = {}  # encoder outputs, shared by the encoder stage and the transcriptions
         encode = shared_encoder(memo)
         print(f"{model_name}: backend {getattr(backend, 'name', args.backend)}", file=sys.stderr)
-        for case in (c for c in cases if c.model == model_name):
+        model_cases = [c for c in cases if c.model == model_name]
+        for case in model_cases:
             found = check_tensors(backend, tokenizer, case, stages, root, memo)
+            if "contract" in stages and case is model_cases[0]:
+                found += check_contract(backend, tokenizer, case, root, memo)
             if "results" in stages:
                 found += check_results(model, case, configs, encode, root)
             bad = [c.stage for c in found if not c.ok]

@@ -9,21 +9,62 @@ files; ``golden/generate.py`` writes them. In short, per (model, clip):
     results/<model>/<config>/windows/<clip>.json   one DecodingResult per decoded 30 s window
 
 ``compare`` turns a parity check into a readable report (max |diff|, where, values on each side).
+
+Where the files are (``locate``): the folder named by ``$NUMWHISPER_GOLDEN``; else ``golden/`` beside
+the package in a source checkout; else the installed ``numwhisper-golden`` distribution, a wheel that
+``pip wheel ./golden`` builds from the repository (its package ``numwhisper_golden`` is that folder).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from safetensors import safe_open
 
+from ..errors import GoldenFilesMissing
 from .tolerances import RESULT_SCORE_ATOL
 
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden"
+GOLDEN_ENV = "NUMWHISPER_GOLDEN"
+GOLDEN_PACKAGE = "numwhisper_golden"  # the package of the numwhisper-golden distribution
+SOURCE_TREE_GOLDEN = Path(__file__).resolve().parents[2] / "golden"
+GET_GOLDENS = ("pip install numwhisper-golden (build it from numwhisper's repository: pip wheel ./golden), "
+               f"or set {GOLDEN_ENV} to a golden/ folder")
+
+
+def _installed_golden() -> Path | None:
+    """The folder of the installed numwhisper_golden package, if there is one."""
+    spec = importlib.util.find_spec(GOLDEN_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def locate() -> Path:
+    """The golden folder: $NUMWHISPER_GOLDEN, the source checkout's golden/, or the installed package.
+
+    The first candidate holding a manifest wins; when none does, the first candidate is returned (so
+    that ``require`` names it).
+    """
+    candidates = [Path(os.environ[GOLDEN_ENV])] if os.environ.get(GOLDEN_ENV) else []
+    candidates += [SOURCE_TREE_GOLDEN, _installed_golden()]
+    found = [c for c in candidates if c is not None and (c / "manifest.json").is_file()]
+    return found[0] if found else candidates[0]
+
+
+def require(root: Path) -> Path:
+    """``root`` when it holds the golden manifest; GoldenFilesMissing saying how to get them otherwise."""
+    if not (Path(root) / "manifest.json").is_file():
+        raise GoldenFilesMissing(f"no golden files (looked in {root}): {GET_GOLDENS}")
+    return Path(root)
+
+
+GOLDEN_DIR = locate()
 FORMAT_VERSION = "1"
 CONFIGS = ("beam5", "greedy")
 
@@ -86,7 +127,7 @@ class Comparison:
 
 def manifest(root: Path = GOLDEN_DIR) -> dict:
     """The golden manifest (versions, checksums, cases, decoding configs)."""
-    data = json.loads((Path(root) / "manifest.json").read_text(encoding="utf-8"))
+    data = json.loads((require(root) / "manifest.json").read_text(encoding="utf-8"))
     if data["golden_format_version"] != FORMAT_VERSION:
         raise ValueError(f"golden format {data['golden_format_version']}, this reader reads {FORMAT_VERSION}")
     return data
