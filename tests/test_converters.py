@@ -27,7 +27,7 @@ def run_converter(repo, script, *args):
 
 def ct2_source(name):
     packaged = hub.PACKAGED_MODELS[name]
-    roots = {pkg: hub._package_path(pkg) for pkg in packaged.packages}
+    roots = {pkg: hub.package_path(pkg) for pkg in packaged.packages}
     parts = [roots[pkg] / rel for pkg, rel in (p.split(":", 1) for p in packaged.bin_parts)]
     return roots[packaged.packages[0]] / packaged.model_dir, parts
 

@@ -10,7 +10,7 @@ Layers, bottom to top; a module may import its own layer and those below it:
     network      kernels, ops, model, tokenizer, devices, backend, paddle_backend
     decoding     decoding, transcription
     facades      pipeline, golden.files, golden.contract, golden.check
-    commands     cli, __main__, serve.*, golden.cli, golden.__main__
+    commands     cli, __main__, serve.*, golden.cli, golden.__main__, golden.examples.*
     package      numwhisper (its ``__init__`` names the public API, imported on first use)
 """
 
@@ -28,7 +28,7 @@ LAYERS = (
     ("network", ("kernels", "ops", "model", "tokenizer", "devices", "backend", "paddle_backend")),
     ("decoding", ("decoding", "transcription")),
     ("facades", ("pipeline", "golden.files", "golden.contract", "golden.check")),
-    ("commands", ("cli", "__main__", "serve.*", "golden.cli", "golden.__main__")),
+    ("commands", ("cli", "__main__", "serve.*", "golden.cli", "golden.__main__", "golden.examples.*")),
     ("package", ("",)),
 )
 

