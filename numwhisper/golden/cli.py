@@ -5,7 +5,8 @@ stage to stdout and every failure's report after it.
 
 The factory is called with the model file's path (and ``device=`` when --device is given) and must
 return an object with the ``backend.Backend`` methods. Exit status: 0 when every check passed,
-``EXIT_CHECK_FAILED`` (1) when any failed, ``errors.EXIT_ERROR`` (2) when the command could not run.
+``EXIT_CHECK_FAILED`` (1) when any failed, ``errors.EXIT_ERROR`` (2) when the command could not run
+(bad arguments, a backend that cannot be built, missing model or golden files: one ``error:`` line).
 """
 
 from __future__ import annotations
@@ -142,5 +143,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv[1:])
     try:
         return run(args)
-    except ValueError as err:
+    except ValueError as err:  # the errors module's classes included (GoldenFilesMissing, ModelFileError)
         return print_error(err)
