@@ -339,11 +339,10 @@ def check_results(model: WhisperModel, case: files.Case, configs: Sequence[str],
 
 
 def _count(n: int) -> str:
-    """A count in a few characters: 512, 76.0k, 31.7M."""
-    for size, suffix in ((1e6, "M"), (1e3, "k")):
-        if n >= 10 * size:
-            return f"{n / size:.1f}{suffix}"
-    return str(n)
+    """A count in a few characters: 3020, 31.5k, 4.4M."""
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    return f"{n / 1e3:.1f}k" if n >= 1e4 else str(n)
 
 
 def compared(checks: Sequence[Check]) -> str:
