@@ -16,6 +16,9 @@ import os
 # Paddle's CPU math is single-threaded by default; pin it, since another thread count changes the bits.
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
+# MKL picks its kernels by CPU; its conditional numerical reproducibility mode fixes one code path, so
+# another machine gives the same bits (golden/README.md, "Another machine, other bits").
+os.environ["MKL_CBWR"] = "COMPATIBLE"
 
 import argparse
 import contextlib
@@ -411,6 +414,7 @@ def environment() -> dict:
         "machine": platform.machine(),
         "OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"],
         "MKL_NUM_THREADS": os.environ["MKL_NUM_THREADS"],
+        "MKL_CBWR": os.environ["MKL_CBWR"],
     }
 
 
@@ -443,6 +447,16 @@ def model_entry(spec: ModelSpec, predictor, model, models_dir: Path, sources_dir
     }
 
 
+def merged_case(old: dict | None, new: dict) -> dict:
+    """A case's manifest entry after a run: the new fields, plus the old entry's files, wall times and
+    checks of what this run did not redo (a --tensors-only run keeps the results it did not rerun)."""
+    if old is None:
+        return new
+    files = old["files"] + [f for f in new["files"] if f not in old["files"]]
+    return {**old, **new, "files": files, "wall_time_s": {**old["wall_time_s"], **new["wall_time_s"]},
+            "checks": {**old["checks"], **new["checks"]}}
+
+
 def merge_manifest(out: Path, audio_dir: Path, layout: Layout, check_calls: int, models: dict, configs: dict,
                    cases: list) -> None:
     """Merge this run's models and cases into out/manifest.json and refresh the file checksums."""
@@ -450,7 +464,7 @@ def merge_manifest(out: Path, audio_dir: Path, layout: Layout, check_calls: int,
     with locked(out):
         old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         keep = {(c["model"], c["clip"]): c for c in old.get("cases", [])}
-        keep.update({(c["model"], c["clip"]): c for c in cases})
+        keep.update({(c["model"], c["clip"]): merged_case(keep.get((c["model"], c["clip"])), c) for c in cases})
         rows = {r["file"]: r for r in read_audio_manifest(audio_dir)}
         audio = {Path(name).stem: {"file": os.path.relpath(audio_dir / name, out), "language": r["language"],
                                    "duration_s": r["duration_s"], "sha256": sha256_file(audio_dir / name)}
@@ -563,6 +577,8 @@ def main(argv=None) -> None:
     ap.add_argument("--models", nargs="+", default=["base", "tiny.en"], choices=sorted(MODEL_SPECS))
     ap.add_argument("--clips", nargs="+", default=["all"])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--tensors-only", action="store_true",
+                    help="rewrite the cases' tensors files only; their results, times and checks stay as they are")
     ap.add_argument("--full-logits", nargs="*", default=["base:en_jfk", "tiny.en:en_jfk"])
     ap.add_argument("--full-encoder", nargs="*", default=["base:en_jfk"])
     ap.add_argument("--encoder-stride", type=int, default=20)
@@ -587,7 +603,8 @@ def main(argv=None) -> None:
             loaded[case.model] = load_model(spec, models_dir)
             model_entries[case.model] = model_entry(spec, loaded[case.model][1], loaded[case.model][2], models_dir, sources_dir)
         print(f"{case.model}/{case.clip}", flush=True)
-        entry, configs_used = run_case(case, loaded[case.model], layout, lsm, out, args.configs)
+        entry, configs_used = run_case(case, loaded[case.model], layout, lsm, out,
+                                       [] if args.tensors_only else args.configs)
         merge_manifest(out, audio_dir, layout, args.check_calls, model_entries, configs_used, [entry])
     print("done", flush=True)
 

@@ -26,6 +26,17 @@ def test_file_checksum(rel):
     assert golden.sha256(path) == MANIFEST["files"][rel], f"{rel} changed since the manifest was written"
 
 
+GOLDEN_BUDGET_BYTES = 30_000_000  # everything under golden/ (it ships as the numwhisper-golden wheel)
+
+
+def test_golden_folder_stays_within_its_budget():
+    total = sum(path.stat().st_size for path in golden.GOLDEN_DIR.rglob("*") if path.is_file()
+                and "__pycache__" not in path.parts)
+    assert total <= GOLDEN_BUDGET_BYTES, f"golden/ holds {total:,} bytes"
+    full = {(case.model, case.clip) for case in CASES if case.encoder_full}
+    assert len(full) >= 3, full  # full encoder rows on more than one case (the others hold every 20th row)
+
+
 def test_every_case_file_is_listed():
     listed = set(MANIFEST["files"])
     for case in MANIFEST["cases"]:
