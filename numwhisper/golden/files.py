@@ -60,7 +60,8 @@ def locate() -> Path:
 def require(root: Path) -> Path:
     """``root`` when it holds the golden manifest; GoldenFilesMissing saying how to get them otherwise."""
     if not (Path(root) / "manifest.json").is_file():
-        raise GoldenFilesMissing(f"no golden files (looked in {root}): {GET_GOLDENS}")
+        raise GoldenFilesMissing(f"no golden files (no manifest.json in {root}, and numwhisper-golden is not "
+                                 f"installed): {GET_GOLDENS}")
     return Path(root)
 
 
