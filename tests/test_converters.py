@@ -26,10 +26,7 @@ def run_converter(repo, script, *args):
 
 
 def ct2_source(name):
-    packaged = hub.PACKAGED_MODELS[name]
-    roots = {pkg: hub.package_path(pkg) for pkg in packaged.packages}
-    parts = [roots[pkg] / rel for pkg, rel in (p.split(":", 1) for p in packaged.bin_parts)]
-    return roots[packaged.packages[0]] / packaged.model_dir, parts
+    return hub.packaged_source(name)
 
 
 @pytest.mark.parametrize("name", EXPECTED)

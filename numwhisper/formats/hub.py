@@ -62,7 +62,7 @@ def cache_dir(override=None) -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "numwhisper").expanduser()
 
 
-def package_path(package: str) -> Path:
+def _package_path(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelFileError(f"package {package} is not installed; run: {INSTALL_MODELS}")
@@ -80,12 +80,19 @@ def remove_stale_partials(target: Path) -> None:
             partial.unlink(missing_ok=True)
 
 
+def packaged_source(name: str) -> tuple:
+    """(the CTranslate2 directory, the files whose concatenation is its model.bin) of an installed
+    packaged model."""
+    packaged = PACKAGED_MODELS[name]
+    roots = {pkg: _package_path(pkg) for pkg in packaged.packages}
+    parts = [roots[pkg] / rel for pkg, rel in (p.split(":", 1) for p in packaged.bin_parts)]
+    return roots[packaged.packages[0]] / packaged.model_dir, parts
+
+
 def convert_packaged(name: str, out_path) -> Path:
     """Convert an installed packaged model to ``out_path`` (atomic)."""
     packaged = PACKAGED_MODELS[name]
-    roots = {pkg: package_path(pkg) for pkg in packaged.packages}
-    parts = [roots[pkg] / rel for pkg, rel in (p.split(":", 1) for p in packaged.bin_parts)]
-    variables, config, tokenizer = read_model_dir(roots[packaged.packages[0]] / packaged.model_dir, parts)
+    variables, config, tokenizer = read_model_dir(*packaged_source(name))
     ckpt = ct2_to_checkpoint(variables, config, tokenizer, source=packaged.description)
     checkpoint.save(ckpt, out_path)
     return Path(out_path)

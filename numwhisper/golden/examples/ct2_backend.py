@@ -26,7 +26,7 @@ from faster_whisper.feature_extractor import FeatureExtractor
 from safetensors import safe_open
 
 from ...dims import ModelDims
-from ...formats.hub import PACKAGED_MODELS, package_path
+from ...formats.hub import PACKAGED_MODELS, packaged_source
 
 NO_LOGITS = ("CTranslate2's Whisper API returns no logits for given tokens (generate's return_logits_vocab gives "
              "the first step after the start sequence only, masked by its timestamp rules)")
@@ -36,16 +36,13 @@ def packaged_ct2_dir(source: str, into: Path) -> Path:
     """The CTranslate2 directory of the packaged model described by ``source`` (a numwhisper file's
     "source" metadata), assembled in ``into``."""
     name = next(n for n, p in PACKAGED_MODELS.items() if p.description == source)
-    packaged = PACKAGED_MODELS[name]
-    roots = {package: package_path(package) for package in packaged.packages}
-    model_dir = roots[packaged.packages[0]] / packaged.model_dir
+    model_dir, parts = packaged_source(name)
     for item in model_dir.iterdir():
         if item.suffix in (".json", ".txt"):
             shutil.copy(item, into / item.name)
     with open(into / "model.bin", "wb") as out:
-        for part in packaged.bin_parts:
-            package, rel = part.split(":", 1)
-            with open(roots[package] / rel, "rb") as f:
+        for part in parts:
+            with open(part, "rb") as f:
                 shutil.copyfileobj(f, out)
     return into
 
