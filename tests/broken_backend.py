@@ -71,8 +71,8 @@ FLAWS = {
 
 
 def flawed(name: str):
-    """A parity-command factory for the plain backend with the named flaw (``--backend broken_backend:flawed_NAME``
-    is spelt ``broken_backend:<name>`` through the module's __getattr__)."""
+    """A parity-command factory for the plain backend with the named flaw; the module's __getattr__ makes
+    every name of FLAWS such a factory, so ``--backend broken_backend:tanh_gelu`` works."""
     flaws = FLAWS[name][0]
     return lambda path: PlainBackend(path, flaws)
 
