@@ -16,9 +16,9 @@ from typing import Optional, Sequence
 from .arguments import optional_float, optional_int, positive_int, str2bool
 from .decoding import COMPAT_PADDLEX, DecodingOptions
 from .devices import resolve_device
-from .errors import EXIT_ERROR, InputError, ModelFileError, print_error
+from .errors import EXIT_ERROR, ModelFileError, print_error, printable
 from .formats.hub import DEFAULT_MODEL
-from .inputs import expand_inputs
+from .inputs import DEFAULT_MAX_AUDIO_SECONDS, AudioLimits, WorkItem, expand_inputs
 from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config, transcribe_item
 from .progress import ProgressBar
 from .result import Result
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cpu (NumPy), paddle:cpu (Paddle on the CPU), gpu:N, npu:N, xpu:N, mlu:N, dcu:N (Paddle); "
                         "default: gpu:0 when Paddle sees a GPU, else cpu")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--max-audio-seconds", "--max_audio_seconds", dest="max_audio_seconds", type=float,
+                   default=DEFAULT_MAX_AUDIO_SECONDS,
+                   help=f"longer inputs are refused before they are decoded (default {DEFAULT_MAX_AUDIO_SECONDS:g})")
     p.add_argument("--output_dir", "--save_path", dest="output_dir", default=None,
                    help="where to write the output files (default: print only)")
     p.add_argument("--output_format", "-f", default=None, choices=[*WRITERS, ALL],
@@ -113,26 +116,42 @@ def run(args: argparse.Namespace) -> int:
     options = decoding_options(args)
     if args.threads is not None:
         set_num_threads(args.threads)
+    limits = AudioLimits(max_seconds=args.max_audio_seconds)
     model = load_model(chosen_model(args), device=device)
     failures, used_stems = 0, set()
     items = expand_inputs(inputs)
     show_progress = args.verbose and sys.stderr.isatty()
     for number, item in enumerate(items, start=1):
-        bar = ProgressBar(f"[{number}/{len(items)}] {item.name}") if show_progress else None
+        bar = ProgressBar(f"[{number}/{len(items)}] {printable(item.name)}") if show_progress else None
         try:
-            result = Result(transcribe_item(model, item, options, progress=bar))
-        except (InputError, ValueError) as err:
-            print_error(str(err) if str(err).startswith(item.name) else f"{item.name}: {err}")
-            failures += 1
-            continue
-        finally:
+            result = Result(transcribe_item(model, item, options, progress=bar, limits=limits))
             if bar is not None:
                 bar.close()
-        result.print(json_format=True, indent=4, ensure_ascii=False)
-        if args.output_dir:
-            write_result(result, args.output_dir, args.output_format or "json",
-                         stem=batch_stem(result, number, used_stems))
+                bar = None
+            result.print(json_format=True, indent=4, ensure_ascii=False)
+            if args.output_dir:
+                write_result(result, args.output_dir, args.output_format or "json",
+                             stem=batch_stem(result, number, used_stems))
+        except Exception as err:  # noqa: BLE001 - one input's failure, whatever it is, must not stop the batch
+            if bar is not None:
+                bar.close()
+            print_error(failure_message(item, err))
+            failures += 1
     return EXIT_ERROR if failures else 0
+
+
+def failure_message(item: WorkItem, err: Exception) -> str:
+    """One line for a failed input: its name first, then the cause in words (not a traceback)."""
+    name = printable(item.name)
+    if isinstance(err, MemoryError):
+        cause = "not enough memory to transcribe it (try a lower --max-audio-seconds)"
+    elif isinstance(err, OSError):
+        cause = f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
+    elif isinstance(err, ValueError):
+        cause = str(err)
+    else:
+        cause = f"unexpected {type(err).__name__}: {err}"
+    return cause if cause.startswith(name) else f"{name}: {cause}"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

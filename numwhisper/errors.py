@@ -25,6 +25,10 @@ class InputError(ValueError):
     """An input that cannot become audio (missing, unreadable, empty, misshapen); names the input."""
 
 
+class OutputError(ValueError):
+    """An output file that cannot be written (a full disk, a directory in the way, no permission)."""
+
+
 class GoldenFilesMissing(ValueError):
     """The golden parity files are not where numwhisper looks for them; says how to get them."""
 
@@ -36,6 +40,14 @@ class PaddleXFailure(ValueError):
 def one_line(message: str) -> str:
     """Fold a multi-line message (some library errors span lines) into one line."""
     return "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def printable(name: str) -> str:
+    """A name as messages show it: control characters (a newline in a file name) escaped, so it stays one line."""
+    name = str(name)
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
 
 
 def print_error(message) -> int:

@@ -1,10 +1,16 @@
 """What users hand over (paths, directories, URLs, bytes, base64 text, arrays) -> samples and their rate.
 
 Every input ends as a ``RawAudio``: a name (used in messages and, for paths and URLs, as the result's
-``input_path``), float32 samples [N, channels] (or [N] for a 1-D array) as the source holds them, and
-their sample rate. Decoding is soundfile's (wav, flac, ogg/vorbis, opus, mp3, ...; no ffmpeg);
-turning the samples into Whisper's 16 kHz mono is the next stage's (``audio``). An unusable input
-raises InputError: a ValueError whose message is one line, ``<input>: <cause>``.
+``input_path``), its sample rate, and its float32 samples as blocks [n, channels] (or one block [N]
+for a 1-D array), read lazily. Decoding is soundfile's (wav, flac, ogg/vorbis, opus, mp3, ...; no
+ffmpeg); turning the blocks into Whisper's 16 kHz mono is the next stage's (``audio``), block by
+block, so memory follows what the file holds, never what its header claims.
+
+``AudioLimits`` are the admission rules every entry point (CLI, library, service) applies before
+anything large is allocated: a plausible sample rate, and a maximum duration checked against the
+header and again against the samples actually decoded. A file damaged part way (truncated, a
+corrupted block) yields the samples before the damage, in every format. An unusable input raises
+InputError: a ValueError whose message is one line, ``<input>: <cause>``.
 
 For a batch, ``expand_inputs`` turns a list of inputs into work items (a directory becomes its audio
 files); an input that cannot be expanded becomes an item carrying its error instead of stopping the
@@ -16,21 +22,28 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import errno
 import http.client
 import io
+import math
+import os
 import re
 import socket
+import stat
+import sys
+import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Union
 
 import numpy as np
 import soundfile
 
-from .errors import InputError, one_line
+from .errors import InputError, one_line, printable
 from .mel import SAMPLE_RATE
 
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
@@ -39,6 +52,11 @@ URL_SCHEMES = ("http", "https")
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MIN_BASE64_CHARS = 64  # a bare string at least this long made only of base64 characters is read as base64
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
+DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600.0  # the whole clip's log-mel is held at once; see AudioLimits
+BLOCK_FRAMES = 4096          # frames decoded per read: what a damaged file can lose past its last good block
+UNKNOWN_LENGTH = 2 ** 63 - 1  # libsndfile's frame count for a stream that does not declare its length
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
@@ -54,17 +72,61 @@ class FetchOptions:
     max_redirects: int = 5
 
 
+@dataclass(frozen=True)
+class AudioLimits:
+    """Admission rules for audio, applied before anything large is allocated.
+
+    ``max_seconds`` bounds memory: a clip's samples and its whole log-mel are held at once (about
+    8 MB per minute of 16 kHz audio with an 80-bin mel, plus the spectrogram's working copies), so the
+    default of 4 hours stays within a few GB. Sample rates outside ``min_rate``..``max_rate`` are not
+    recordings but damaged or hostile headers (a 1 Hz header turns 2000 samples into 33 minutes).
+    """
+
+    max_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    min_rate: int = MIN_SAMPLE_RATE
+    max_rate: int = MAX_SAMPLE_RATE
+
+    def __post_init__(self):
+        if not (math.isfinite(self.max_seconds) and self.max_seconds > 0):
+            raise ValueError(f"the maximum audio duration must be a positive number of seconds, got {self.max_seconds}")
+        if not 0 < self.min_rate <= self.max_rate:
+            raise ValueError(f"bad sample rate range {self.min_rate}..{self.max_rate} Hz")
+
+    def check_rate(self, rate: int, name: str) -> int:
+        """``rate`` if it lies in the plausible range, else InputError."""
+        if not self.min_rate <= rate <= self.max_rate:
+            raise fail(name, f"sample rate {rate} Hz is outside {self.min_rate}..{self.max_rate} Hz "
+                             "(a damaged header, or not a recording)")
+        return rate
+
+    def max_frames(self, rate: int) -> int:
+        """The most frames at ``rate`` that fit in ``max_seconds``."""
+        return int(self.max_seconds * rate)
+
+    def too_long(self, name: str, what: str) -> InputError:
+        """The error for audio over ``max_seconds``; ``what`` says how its length is known."""
+        return fail(name, f"audio too long ({what}; the limit is {self.max_seconds:g} s, --max-audio-seconds)")
+
+
 class RawAudio(NamedTuple):
-    """An input read: its name, its float32 samples [N] or [N, channels], and their rate in Hz."""
+    """An input opened: its name, its rate in Hz, and its float32 samples as blocks [n] or [n, channels].
+
+    ``blocks`` is read lazily (a file stays open until it is exhausted) and yields at most
+    ``AudioLimits.max_frames(rate)`` frames in all.
+    """
 
     name: str
-    samples: np.ndarray
     rate: int
+    blocks: Iterator[np.ndarray]
+
+    def all_samples(self) -> np.ndarray:
+        """Every block joined: float32 [N] or [N, channels] (reads the input; once only)."""
+        return np.concatenate(list(self.blocks))  # [N] or [N, C]
 
 
 def fail(name: str, cause: str) -> InputError:
-    """The InputError for input ``name``: ``<name>: <cause>`` folded into one line."""
-    return InputError(one_line(f"{name}: {cause}"))
+    """The InputError for input ``name``: ``<name>: <cause>`` in one line (control characters in the name escaped)."""
+    return InputError(one_line(f"{printable(name)}: {cause}"))
 
 
 def short_name(text: str, limit: int = 48) -> str:
@@ -90,26 +152,19 @@ def pcm_to_float(samples: np.ndarray, name: str) -> np.ndarray:
     raise fail(name, f"expected integer or float PCM samples, got dtype {samples.dtype}")
 
 
-def checked_rate(sample_rate, name: str) -> int:
-    """A sample rate given as int or float -> a positive whole number of Hz."""
+def checked_rate(sample_rate, name: str, limits: "AudioLimits") -> int:
+    """A sample rate given as int or float -> a whole number of Hz within the limits' range."""
     try:
         rate = float(sample_rate)
     except (TypeError, ValueError):
         raise fail(name, f"sample rate must be a number, got {sample_rate!r}") from None
-    if not np.isfinite(rate) or rate <= 0 or rate != int(rate):
+    if not math.isfinite(rate) or rate <= 0 or rate != int(rate):
         raise fail(name, f"sample rate must be a positive whole number of Hz, got {sample_rate!r}")
-    return int(rate)
+    return limits.check_rate(int(rate), name)
 
 
-def not_empty(samples: np.ndarray, name: str) -> np.ndarray:
-    """The samples [N] or [N, C], refusing a source that holds none."""
-    if samples.shape[0] == 0 or samples.size == 0:
-        raise fail(name, "no audio samples (zero length)")
-    return samples
-
-
-def from_array(array, sample_rate=SAMPLE_RATE, name: str = "array") -> RawAudio:
-    """A NumPy array [N] or channels-last [N, C] of int or float PCM at ``sample_rate`` -> float32 samples."""
+def from_array(array, sample_rate=SAMPLE_RATE, name: str = "array", limits: AudioLimits = AudioLimits()) -> RawAudio:
+    """A NumPy array [N] or channels-last [N, C] of int or float PCM at ``sample_rate`` -> one float32 block."""
     try:
         samples = np.asarray(array)
     except ValueError as err:  # ragged nested lists
@@ -121,50 +176,179 @@ def from_array(array, sample_rate=SAMPLE_RATE, name: str = "array") -> RawAudio:
     if samples.ndim == 2 and samples.shape[1] > samples.shape[0]:
         raise fail(name, f"shape {list(samples.shape)} has more channels than samples; "
                          "pass channels last, [N, channels]")
+    rate = checked_rate(sample_rate, name, limits)
+    if samples.shape[0] > limits.max_frames(rate):
+        raise limits.too_long(name, f"{samples.shape[0] / rate:.1f} s")
     samples = pcm_to_float(samples, name)  # [N] or [N, C]
-    return RawAudio(name, samples, checked_rate(sample_rate, name))
+    return RawAudio(name, rate, iter([samples]))
 
 
 # ------------------------------------------------------------------------------------ files and bytes
 
+# libsndfile's words that would mislead a person, by error code: 7 is its "not a regular file
+# (possibly a pipe?)", which it also says of streams too short or damaged to parse.
+_DECODER_CAUSES = {7: "too short or damaged to be read as audio"}
+
+
 def decoder_message(err: Exception) -> str:
-    """libsndfile's own words for a decoding failure (without soundfile's "Error opening <object>" prefix)."""
-    return str(getattr(err, "error_string", None) or err).strip().rstrip(".")
+    """libsndfile's failure in plain words (without soundfile's "Error opening <object>" prefix)."""
+    plain = _DECODER_CAUSES.get(getattr(err, "code", None))
+    return plain or str(getattr(err, "error_string", None) or err).strip().rstrip(".")
 
 
-def decode(source, name: str) -> Tuple[np.ndarray, int]:
-    """A file path or binary file object (any format soundfile reads) -> (float32 frames [N, C], sample rate)."""
+def open_sound(source, name: str, limits: AudioLimits) -> soundfile.SoundFile:
+    """A path or binary file object -> an open SoundFile whose header passed the limits (InputError if not)."""
     try:
-        samples, rate = soundfile.read(source, dtype="float32", always_2d=True)  # [N, C]
+        sound = soundfile.SoundFile(source)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
         raise fail(name, f"not a readable audio file ({decoder_message(err)})") from None
     except OSError as err:
         raise fail(name, f"cannot open ({err.strerror or err})") from None
-    return samples, int(rate)
+    try:
+        rate = limits.check_rate(int(sound.samplerate), name)
+        if sound.frames != UNKNOWN_LENGTH and sound.frames > limits.max_frames(rate):
+            raise limits.too_long(name, f"its header declares {sound.frames / rate:.1f} s")
+    except InputError:
+        sound.close()
+        raise
+    return sound
 
 
-def from_bytes(data: bytes, name: str = "bytes") -> RawAudio:
-    """The bytes of an audio file (wav, flac, ogg, mp3, ...) -> its float32 samples [N, C]."""
+def read_blocks(sound: soundfile.SoundFile, name: str, limits: AudioLimits) -> Iterator[np.ndarray]:
+    """An open file's float32 frames [n, C], ``BLOCK_FRAMES`` at a time, then the file is closed.
+
+    Memory follows the samples that actually decode, whatever the header says. A read that fails
+    after some blocks ends the audio there (a truncated or corrupted file keeps what came before
+    the damage); one that fails before any block, or audio over the limit, raises InputError.
+    """
+    with sound:
+        most = limits.max_frames(sound.samplerate)
+        block = max(1, BLOCK_FRAMES)
+        frames = 0
+        while True:
+            try:
+                samples = sound.read(block, dtype="float32", always_2d=True)  # [n, C]
+            except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
+                if frames == 0:
+                    raise fail(name, f"damaged: no audio decodes ({decoder_message(err)})") from None
+                return
+            if len(samples) == 0:
+                if frames == 0:
+                    raise fail(name, "no audio samples (zero length)")
+                return
+            frames += len(samples)
+            if frames > most:
+                raise limits.too_long(name, f"more than {most / sound.samplerate:g} s decode")
+            yield samples
+
+
+def from_sound(source, name: str, limits: AudioLimits) -> RawAudio:
+    """A path or binary file object -> RawAudio whose blocks decode it lazily."""
+    sound = open_sound(source, name, limits)
+    return RawAudio(name, int(sound.samplerate), read_blocks(sound, name, limits))
+
+
+def from_bytes(data: bytes, name: str = "bytes", limits: AudioLimits = AudioLimits()) -> RawAudio:
+    """The bytes of an audio file (wav, flac, ogg, mp3, ...) -> RawAudio decoding them block by block."""
     data = bytes(data)
     if len(data) == 0:
         raise fail(name, "empty (0 bytes)")
-    samples, rate = decode(io.BytesIO(data), name)  # [N, C]
-    return RawAudio(name, not_empty(samples, name), rate)
+    return from_sound(io.BytesIO(data), name, limits)
 
 
-def from_file(path: Union[str, Path], name: Optional[str] = None) -> RawAudio:
-    """A local audio file -> its float32 samples [N, C]; errors start with ``name`` (default: the path)."""
+_FILE_KINDS = ((stat.S_ISDIR, "is a directory, not an audio file"),
+               (stat.S_ISFIFO, "is a named pipe (FIFO), not an audio file"),
+               (stat.S_ISCHR, "is a character device, not an audio file"),
+               (stat.S_ISBLK, "is a block device, not an audio file"),
+               (stat.S_ISSOCK, "is a socket, not an audio file"))
+
+
+def regular_file_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a readable, non-empty regular file, in plain words; None when it is one."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a loop of symbolic links"
+        if err.errno == errno.ENOENT and os.path.lexists(path):
+            return "a symbolic link to a file that does not exist"
+        if err.errno == errno.ENOENT:
+            return "no such file or directory"
+        return f"cannot open ({err.strerror or err})"
+    except ValueError:  # a NUL character in the name
+        return "not a valid file name"
+    for is_kind, cause in _FILE_KINDS:
+        if is_kind(info.st_mode):
+            return cause
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def from_file(path: Union[str, Path], name: Optional[str] = None, limits: AudioLimits = AudioLimits()) -> RawAudio:
+    """A local audio file -> RawAudio decoding it block by block; errors start with ``name`` (default: the path)."""
     name = name or str(path)
-    if not path_exists(str(path)):
-        raise fail(name, "no such file or directory")
-    path = Path(path)
-    if path.is_dir():
-        raise fail(name, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise fail(name, "empty file (0 bytes)")
-    samples, rate = decode(str(path), name)  # [N, C]
-    return RawAudio(name, not_empty(samples, name), rate)
+    problem = regular_file_problem(str(path))
+    if problem:
+        raise fail(name, problem)
+    return from_sound(str(path), name, limits)
 
+
+# ------------------------------------------------------------------------------ native decoder noise
+
+_NATIVE_LINE = re.compile(r"^(\[[^\]]*\]|(Note|Warning|Error|warning|error|note):)")  # libmpg123's own lines
+_STDERR_LOCK = threading.RLock()
+
+
+class NativeStderr:
+    """Holds what C decoders print to file descriptor 2 (libmpg123 reports damaged frames there).
+
+    Inside the block, fd 2 goes to a temporary file. On exit it is restored; lines in a C decoder's
+    format are kept in ``lines`` (for an error message, or to drop), and any other line is written
+    on to stderr. One capture at a time in the process (other threads' stderr passes through it).
+    """
+
+    def __init__(self):
+        self.lines: List[str] = []
+
+    def __enter__(self) -> "NativeStderr":
+        _STDERR_LOCK.acquire()
+        self._saved = None
+        try:
+            sys.stderr.flush()
+            self._file = tempfile.TemporaryFile()
+            self._saved = os.dup(2)
+            os.dup2(self._file.fileno(), 2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 to redirect: decoders speak where they will
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            if self._saved is None:
+                return False
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._file.seek(0)
+            text = self._file.read().decode("utf-8", "replace")
+            self._file.close()
+            others = []
+            for line in text.splitlines():
+                if line.strip():
+                    (self.lines if _NATIVE_LINE.match(line) else others).append(line)
+            if others:
+                sys.stderr.write("\n".join(others) + "\n")
+            return False
+        finally:
+            _STDERR_LOCK.release()
+
+    def summary(self, most: int = 2) -> str:
+        """The first ``most`` distinct decoder complaints, without their source locations."""
+        said = [re.sub(r"^\[[^\]]*\]\s*", "", line).strip() for line in self.lines]
+        said = list(dict.fromkeys(line for line in said if line))
+        return "; ".join(said[:most]) + (f" (+{len(said) - most} more)" if len(said) > most else "")
 
 # --------------------------------------------------------------------------------------------- base64
 
@@ -188,10 +372,10 @@ def base64_payload(text: str, name: str) -> bytes:
         raise fail(name, f"not valid base64 text ({err})") from None
 
 
-def from_base64(text: str, name: Optional[str] = None) -> RawAudio:
-    """Base64 text of an audio file (optionally a ``data:audio/...;base64,`` URI) -> its float32 samples."""
+def from_base64(text: str, name: Optional[str] = None, limits: AudioLimits = AudioLimits()) -> RawAudio:
+    """Base64 text of an audio file (optionally a ``data:audio/...;base64,`` URI) -> RawAudio decoding it."""
     name = name or short_name(text.strip())
-    return from_bytes(base64_payload(text, name), name=name)
+    return from_bytes(base64_payload(text, name), name, limits)
 
 
 # ------------------------------------------------------------------------------------------------ URLs
@@ -258,15 +442,11 @@ def read_limited(response, name: str, max_bytes: int, chunk: int = 1 << 20) -> b
             raise fail(name, f"too large (more than {max_bytes} bytes, the limit)")
 
 
-def from_url(url: str, fetch: FetchOptions = FetchOptions()) -> RawAudio:
-    """An audio file at an http(s) URL -> its float32 samples."""
-    return from_bytes(fetch_url(url, fetch), name=url)
-
-
 # ----------------------------------------------------------------------------------- telling kinds apart
 
 def kind_of(source) -> str:
-    """Which reader a source needs: "array", "bytes", "file-object", "url", "data-uri", "path" or "base64"."""
+    """Which reader a source needs: "array", "bytes", "file-object", "url", "data-uri", "path" or "base64"
+    ("empty" for a blank string, "unknown" for anything else)."""
     if isinstance(source, np.ndarray):
         return "array"
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -277,6 +457,8 @@ def kind_of(source) -> str:
         return "path"
     if not isinstance(source, str):
         return "unknown"
+    if not source.strip():
+        return "empty"
     if is_url(source):
         return "url"
     if source[:5].lower() == "data:":
@@ -306,28 +488,31 @@ def looks_like_base64(text: str) -> bool:
 
 
 def load_input(source, sample_rate=None, fetch: FetchOptions = FetchOptions(),
-               name: Optional[str] = None) -> RawAudio:
-    """Any supported input -> RawAudio (name, float32 samples [N] or [N, channels], rate).
+               name: Optional[str] = None, limits: AudioLimits = AudioLimits()) -> RawAudio:
+    """Any supported input -> RawAudio (name, rate, float32 blocks [n] or [n, channels], read lazily).
 
     ``source``: a path (str or Path), an http(s) URL, base64 text or a ``data:`` URI, bytes or a binary
     file object holding an audio file, or a NumPy array [N] / [N, channels] at ``sample_rate`` (default
     16 kHz). ``name`` replaces the default name (the path or URL; else "array", "bytes", ...). Raises
-    InputError (a ValueError) whose message starts with the name.
+    InputError (a ValueError) whose message starts with the name, when opening or while the blocks
+    are read.
     """
     kind = kind_of(source)
     if kind == "array":
-        return from_array(source, SAMPLE_RATE if sample_rate is None else sample_rate, name or "array")
+        return from_array(source, SAMPLE_RATE if sample_rate is None else sample_rate, name or "array", limits)
     if kind == "bytes":
-        return from_bytes(source, name or "bytes")
+        return from_bytes(source, name or "bytes", limits)
     if kind == "file-object":
-        return from_bytes(source.read(), name or str(getattr(source, "name", "file object")))
+        return from_bytes(source.read(), name or str(getattr(source, "name", "file object")), limits)
     if kind == "url":
         name = name or source
-        return from_bytes(fetch_url(source, fetch, name), name)
+        return from_bytes(fetch_url(source, fetch, name), name, limits)
     if kind in ("data-uri", "base64"):
-        return from_base64(source, name or short_name(source.strip()))
+        return from_base64(source, name or short_name(source.strip()), limits)
     if kind == "path":
-        return from_file(source, name)
+        return from_file(source, name, limits)
+    if kind == "empty":
+        raise fail(name or "input", "an empty string names no audio; give a path, URL, base64 text, bytes or an array")
     raise fail(name or type(source).__name__, "unsupported input; give a path, URL, base64 text, bytes or an array")
 
 
@@ -372,6 +557,9 @@ def expand_one(source, index: int) -> List[WorkItem]:
         return [WorkItem(name=f"input {index} ({short_name(source.strip(), 24)})", source=source)]
     if kind in ("bytes", "file-object"):
         return [WorkItem(name=f"input {index} ({kind})", source=source)]
+    if kind == "empty":
+        error = fail(f"input {index}", "an empty string names no audio")
+        return [WorkItem(name=f"input {index}", error=error)]
     error = fail(f"input {index}", f"unsupported input type {type(source).__name__}")
     return [WorkItem(name=f"input {index}", error=error)]
 

@@ -14,7 +14,7 @@ from .audio import load_audio
 from .decoding import DecodingOptions
 from .devices import Device, resolve_device
 from .formats.hub import DEFAULT_MODEL
-from .inputs import WorkItem, expand_inputs
+from .inputs import AudioLimits, WorkItem, expand_inputs
 from .result import Result
 from .transcription import WhisperModel, load_model, transcribe_samples
 
@@ -120,14 +120,16 @@ def model_from_config(config: dict) -> str:
     return PADDLEX_MODEL_NAMES[name]
 
 
-def transcribe_item(model: WhisperModel, item: WorkItem, options: DecodingOptions, progress=None) -> dict:
+def transcribe_item(model: WhisperModel, item: WorkItem, options: DecodingOptions, progress=None,
+                    limits: AudioLimits = AudioLimits()) -> dict:
     """Read one work item and transcribe it -> PaddleX's result dict; a bad input raises InputError.
 
-    ``progress(done_frames, total_frames)`` is called after each 30 s window.
+    ``progress(done_frames, total_frames)`` is called after each 30 s window; ``limits`` are the
+    admission rules for its audio.
     """
     if item.error is not None:
         raise item.error
-    audio = load_audio(item.source, item.sample_rate, paddlex=options.paddlex, name=item.name)  # [N]
+    audio = load_audio(item.source, item.sample_rate, paddlex=options.paddlex, name=item.name, limits=limits)  # [N]
     return transcribe_samples(model, audio, options, item.input_path, progress=progress)
 
 
@@ -135,15 +137,16 @@ class Pipeline:
     """A loaded model behind PaddleX's ``predict(input=...)`` interface."""
 
     def __init__(self, model: str = DEFAULT_MODEL, options: DecodingOptions = DecodingOptions(),
-                 device: Union[str, Device, None] = None):
+                 device: Union[str, Device, None] = None, limits: AudioLimits = AudioLimits()):
         self.model = load_model(model, device=device)
         self.options = options
+        self.limits = limits
 
     def predict(self, input, **options) -> Iterator[Result]:
         """Yield one ``Result`` per input (a path, directory, URL, bytes, base64 text or array)."""
         run_options = dataclasses.replace(self.options, **options) if options else self.options
         for item in expand_inputs(input if isinstance(input, list) else [input]):
-            yield Result(transcribe_item(self.model, item, run_options))
+            yield Result(transcribe_item(self.model, item, run_options, limits=self.limits))
 
 
 def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None, **options) -> Pipeline:

@@ -30,6 +30,7 @@ from .decoding import (DecodingOptions, DecodingResult, DecodingTask, choose_lan
 from .devices import Device, resolve_device
 from .formats.checkpoint import Checkpoint
 from .formats.hub import load_checkpoint
+from .inputs import AudioLimits
 from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, pad_or_trim
 from .tokenizer import Tokenizer
 
@@ -192,20 +193,22 @@ WindowEncoder = Callable[[WhisperModel, np.ndarray, int], Window]
 
 
 def transcribe(model: Union[WhisperModel, str], audio, options: DecodingOptions = DecodingOptions(), *,
-               sample_rate: Optional[int] = None, encode: WindowEncoder = encode_window) -> dict:
+               sample_rate: Optional[int] = None, encode: WindowEncoder = encode_window,
+               limits: AudioLimits = AudioLimits()) -> dict:
     """Transcribe (or translate) a clip of any length -> PaddleX's result dict.
 
     ``audio``: anything ``inputs.load_input`` reads (a path, URL, bytes, base64 text, or an int or float
     PCM array [N] / [N, channels] at ``sample_rate``, default 16 kHz).
     ``encode(model, mel, seek)`` encodes a window (default ``encode_window``); a memoising one lets
-    several transcriptions of the same audio share the encoder's work.
+    several transcriptions of the same audio share the encoder's work. ``limits``: the admission rules
+    for the audio (duration, sample rate); an input outside them raises InputError before it is decoded.
     Returns {"input_path", "result": {"text", "segments": [{"id", "seek", "start", "end", "text",
     "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob"}], "language"}}.
     """
     if isinstance(model, str):
         model = load_model(model)
     input_path = str(audio) if isinstance(audio, (str, Path)) else None
-    samples = load_audio(audio, sample_rate, paddlex=options.paddlex)  # [N]
+    samples = load_audio(audio, sample_rate, paddlex=options.paddlex, limits=limits)  # [N]
     return transcribe_samples(model, samples, options, input_path, encode=encode)
 
 

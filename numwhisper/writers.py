@@ -10,18 +10,33 @@
 In subtitles (srt, vtt) a "-->" inside the text would end the cue's timing line, so it becomes "->".
 Times are written as they are, including ends past the end of the audio (PaddleX produces those).
 Files are named ``{stem}.{format}``, the stem being the input's file name without its suffix.
+Each is written under a temporary name in the same directory and renamed into place once every
+format of the input is written; on any failure none of them is left behind (``OutputError``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
+from .errors import OutputError
 from .result import Result, plain, transcript_of
 
 FORMATS = ("txt", "vtt", "srt", "tsv", "json")
 ALL = "all"
+
+
+def _read_umask() -> int:
+    """The process's file-creation mask, read once (os.umask can only read it by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # mkstemp makes files 0600; outputs get the usual 0666 & ~umask
 
 
 def format_timestamp(seconds: float, always_include_hours: bool = False, decimal_marker: str = ".") -> str:
@@ -99,19 +114,66 @@ def resolve_formats(formats: Union[str, Iterable[str]]) -> List[str]:
 
 def write_result(result: Mapping, output_dir: Union[str, Path], formats: Union[str, Iterable[str]] = ALL,
                  stem: Optional[str] = None) -> List[Path]:
-    """Write ``output_dir/{stem}.{format}`` for each format; returns the files written.
+    """Write ``output_dir/{stem}.{format}`` for each format, all or none; returns the files written.
 
     ``stem`` defaults to the input's file name without suffix (``Result.stem``: time_random when the
-    result has no input path).
+    result has no input path). Raises OutputError (one line naming the file) when a file cannot be
+    written or put in place; then none of this call's files exists, temporary or final.
     """
     chosen = resolve_formats(formats)
     if stem is None:
         stem = (result if isinstance(result, Result) else Result(result)).stem()
+    texts = {name: WRITERS[name](result) for name in chosen}
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in chosen:
-        path = output_dir / f"{stem}.{name}"
-        path.write_text(WRITERS[name](result), encoding="utf-8", newline="\n")
-        written.append(path)
-    return written
+    make_output_dir(output_dir)
+    staged: List[Tuple[Path, Path]] = []  # (temporary, final)
+    placed: List[Path] = []
+    try:
+        for name, text in texts.items():
+            final = output_dir / f"{stem}.{name}"
+            staged.append((write_temporary(final, text), final))
+        for temporary, final in staged:
+            replace(temporary, final)
+            placed.append(final)
+    except BaseException:
+        for path in [temporary for temporary, _ in staged] + placed:
+            path.unlink(missing_ok=True)
+        raise
+    return placed
+
+
+def make_output_dir(output_dir: Path) -> None:
+    """Create ``output_dir`` (and its parents) if needed; OutputError if it cannot be a directory."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot write into {output_dir}: it exists and is not a directory") from None
+    except OSError as err:
+        raise OutputError(f"cannot create {output_dir}: {err.strerror or err}") from None
+
+
+def write_temporary(final: Path, text: str) -> Path:
+    """``text`` as UTF-8 in a new hidden file beside ``final`` -> its path (removed again if writing fails)."""
+    try:
+        handle, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+    except OSError as err:
+        raise OutputError(f"cannot write {final}: {err.strerror or err}") from None
+    temporary = Path(name)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.chmod(temporary, 0o666 & ~_UMASK)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {final}: {err.strerror or err}") from None
+    return temporary
+
+
+def replace(temporary: Path, final: Path) -> None:
+    """Rename ``temporary`` onto ``final`` (atomic on one file system); OutputError if something is in the way."""
+    try:
+        os.replace(temporary, final)
+    except IsADirectoryError:
+        raise OutputError(f"cannot write {final}: a directory of that name is in the way") from None
+    except OSError as err:
+        raise OutputError(f"cannot write {final}: {err.strerror or err}") from None

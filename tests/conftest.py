@@ -1,5 +1,6 @@
 """Shared fixtures: the repository root and the real model files (converted once per machine)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -147,4 +148,11 @@ def bad_files(tmp_path_factory):
     soundfile.write(files["no frames"], np.zeros(0, dtype=np.float32), 16000)
     soundfile.write(files["nan"], np.full(1600, np.nan, dtype=np.float32), 16000, subtype="FLOAT")  # [1600]
     files["directory"].mkdir()
+    files["loop"] = root / "loop.wav"
+    files["loop"].symlink_to(root / "loop.wav")
+    files["dangling"] = root / "dangling.wav"
+    files["dangling"].symlink_to(root / "gone.wav")
+    files["fifo"] = root / "pipe.wav"
+    os.mkfifo(files["fifo"])
+    files["newline"] = root / "two\nlines.wav"  # never created: its name must stay on one line
     return files

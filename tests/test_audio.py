@@ -69,7 +69,7 @@ def test_stereo_48k_is_downmixed_and_resampled(variants, jfk):
     scale = float(audio @ jfk / (jfk @ jfk))
     assert scale == pytest.approx(0.75, abs=0.01)
     raw = inputs.from_file(variants["stereo48k.wav"])  # [3N, 2] at 48 kHz
-    assert np.array_equal(to_16k_mono(raw.samples, raw.rate), audio)
+    assert np.array_equal(to_16k_mono(raw.all_samples(), raw.rate), audio)
 
 
 def test_lossless_16k_files_are_exact(variants, jfk):
@@ -82,7 +82,7 @@ def test_paddlex_takes_channel_0_and_ignores_the_rate(variants):
     channel0 = soundfile.read(variants["stereo48k.wav"], dtype="float32")[0][:, 0]  # [3N]
     assert np.array_equal(audio, channel0)
     raw = inputs.from_file(variants["stereo48k.wav"])  # [3N, 2]
-    assert np.array_equal(to_16k_mono(raw.samples, raw.rate, paddlex=True), channel0)
+    assert np.array_equal(to_16k_mono(raw.all_samples(), raw.rate, paddlex=True), channel0)
 
 
 # -------------------------------------------------------------------------------------------- arrays

@@ -18,18 +18,16 @@ decoded audio. Every refusal is a ``Refused`` carrying the HTTP status to answer
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Iterable, Optional, Tuple, Union
+from typing import Iterable, Tuple, Union
 
 import numpy as np
-import soundfile
 
 from ..audio import load_audio
 from ..errors import InputError
-from ..inputs import AUDIO_SUFFIXES, FetchOptions, base64_payload, fetch_url, is_url, looks_like_base64
+from ..inputs import AUDIO_SUFFIXES, AudioLimits, FetchOptions, base64_payload, fetch_url, is_url, looks_like_base64
 
 DEFAULT_MAX_AUDIO_SECONDS = 1800.0
 BASE64_NAME = "audio (base64)"
@@ -50,7 +48,7 @@ class SourcePolicy:
 
     allow_dirs: Tuple[Path, ...] = ()        # real (symlink-free) absolute directories
     fetch: FetchOptions = FetchOptions()
-    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    limits: AudioLimits = AudioLimits(max_seconds=DEFAULT_MAX_AUDIO_SECONDS)
 
     @classmethod
     def create(cls, allow_dirs: Iterable = (), fetch: FetchOptions = FetchOptions(),
@@ -62,9 +60,9 @@ class SourcePolicy:
             if not path.is_dir():
                 raise ValueError(f"--allow-dir {directory}: not an existing directory")
             real.append(path)
-        if max_audio_seconds <= 0:
-            raise ValueError(f"max_audio_seconds must be > 0, got {max_audio_seconds}")
-        return cls(tuple(real), fetch, float(max_audio_seconds))
+        if not max_audio_seconds > 0:
+            raise ValueError(f"--max-audio-seconds must be > 0, got {max_audio_seconds}")
+        return cls(tuple(real), fetch, AudioLimits(max_seconds=float(max_audio_seconds)))
 
 
 @dataclass(frozen=True)
@@ -123,25 +121,14 @@ def resolve(text: str, policy: SourcePolicy) -> Source:
     return Source(text, allowed_path(text, policy.allow_dirs))
 
 
-def duration_seconds(source: Source) -> Optional[float]:
-    """The audio's length from its header alone, or None when the header does not tell."""
-    try:
-        info = soundfile.info(io.BytesIO(source.data) if isinstance(source.data, bytes) else str(source.data))
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
-        return None
-    if info.samplerate <= 0 or info.frames <= 0:
-        return None
-    return info.frames / info.samplerate
-
-
 def read_audio(source: Source, policy: SourcePolicy, paddlex: bool = False) -> np.ndarray:
-    """A Source -> 16 kHz mono float32 [N]; Refused (400) for audio that is unreadable or too long."""
-    seconds = duration_seconds(source)
-    if seconds is not None and seconds > policy.max_audio_seconds:
-        raise Refused(400, f"{source.name}: audio too long ({seconds:.1f} s; this server accepts at most "
-                           f"{policy.max_audio_seconds:g} s)")
+    """A Source -> 16 kHz mono float32 [N]; Refused (400) for audio that is unreadable or outside the limits.
+
+    The limits are the library's admission rules (``inputs.AudioLimits``) with the operator's maximum
+    duration, checked against the header before decoding and against the samples while decoding.
+    """
     try:
-        audio = load_audio(source.data, paddlex=paddlex, name=source.name)  # [N]
+        audio = load_audio(source.data, paddlex=paddlex, name=source.name, limits=policy.limits)  # [N]
     except InputError as err:
         raise Refused(400, str(err)) from None
     return audio
