@@ -155,5 +155,5 @@ def load_audio(source, sample_rate: Optional[float] = None, paddlex: bool = Fals
         except Exception as err:  # noqa: BLE001 - re-raised below, after stderr is restored
             error = err
     if native.lines and isinstance(error, InputError):
-        raise InputError(f"{error} (decoder: {native.summary()})") from None
+        raise InputError(f"{error}; the decoder said: {native.summary()}") from None
     raise error

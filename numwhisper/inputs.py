@@ -38,7 +38,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Union
+from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import soundfile
@@ -55,7 +55,7 @@ MIN_BASE64_CHARS = 64  # a bare string at least this long made only of base64 ch
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 384_000
 DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600.0  # the whole clip's log-mel is held at once; see AudioLimits
-BLOCK_FRAMES = 4096          # frames decoded per read: what a damaged file can lose past its last good block
+BLOCK_FRAMES = 4096          # frames decoded per read (4096 x channels x 4 bytes held at a time)
 UNKNOWN_LENGTH = 2 ** 63 - 1  # libsndfile's frame count for a stream that does not declare its length
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -185,15 +185,22 @@ def from_array(array, sample_rate=SAMPLE_RATE, name: str = "array", limits: Audi
 
 # ------------------------------------------------------------------------------------ files and bytes
 
-# libsndfile's words that would mislead a person, by error code: 7 is its "not a regular file
-# (possibly a pipe?)", which it also says of streams too short or damaged to parse.
+# libsndfile's public error codes (1..4) speak plainly; code 7 ("not a regular file (possibly a
+# pipe?)") is what it also says of streams too short or damaged to parse, and higher codes name its
+# internals, so both are said in plain words with libsndfile's own kept in brackets.
+_PUBLIC_DECODER_CODES = (1, 2, 3, 4)
 _DECODER_CAUSES = {7: "too short or damaged to be read as audio"}
 
 
 def decoder_message(err: Exception) -> str:
     """libsndfile's failure in plain words (without soundfile's "Error opening <object>" prefix)."""
-    plain = _DECODER_CAUSES.get(getattr(err, "code", None))
-    return plain or str(getattr(err, "error_string", None) or err).strip().rstrip(".")
+    words = str(getattr(err, "error_string", None) or err).strip().rstrip(".")
+    code = getattr(err, "code", None)
+    if code in _DECODER_CAUSES:
+        return _DECODER_CAUSES[code]
+    if isinstance(code, int) and code not in _PUBLIC_DECODER_CODES:
+        return f"damaged or malformed [libsndfile: {words}]"
+    return words
 
 
 def open_sound(source, name: str, limits: AudioLimits) -> soundfile.SoundFile:
@@ -214,32 +221,47 @@ def open_sound(source, name: str, limits: AudioLimits) -> soundfile.SoundFile:
     return sound
 
 
+def read_into(sound: soundfile.SoundFile, out: np.ndarray) -> Tuple[int, Optional[str]]:
+    """Decode up to ``len(out)`` frames into ``out`` float32 [n, C] -> (frames decoded, libsndfile's error or None).
+
+    soundfile's own ``read`` raises when anything fails after decoding, including the seek it makes
+    to keep its position, which fails at the end of damaged or length-less FLAC streams; the frames
+    that did decode are then lost. libsndfile's ``sf_readf_float``, called through soundfile's handle
+    (its cffi module and the open file's pointer), returns them with their count.
+    """
+    pointer = soundfile._ffi.cast("float *", out.ctypes.data)
+    count = soundfile._snd.sf_readf_float(sound._file, pointer, out.shape[0])
+    code = soundfile._snd.sf_error(sound._file)
+    if not code:
+        return count, None
+    return count, soundfile._ffi.string(soundfile._snd.sf_error_number(code)).decode("utf-8", "replace").rstrip(".")
+
+
 def read_blocks(sound: soundfile.SoundFile, name: str, limits: AudioLimits) -> Iterator[np.ndarray]:
     """An open file's float32 frames [n, C], ``BLOCK_FRAMES`` at a time, then the file is closed.
 
-    Memory follows the samples that actually decode, whatever the header says. A read that fails
-    after some blocks ends the audio there (a truncated or corrupted file keeps what came before
-    the damage); one that fails before any block, or audio over the limit, raises InputError.
+    Memory follows the samples that actually decode, whatever the header says. Damage (a truncated
+    or corrupted stream) ends the audio with the last frames that decoded; damage before any frame,
+    no frames at all, or audio over the limit raises InputError.
     """
     with sound:
         most = limits.max_frames(sound.samplerate)
-        block = max(1, BLOCK_FRAMES)
         frames = 0
         while True:
-            try:
-                samples = sound.read(block, dtype="float32", always_2d=True)  # [n, C]
-            except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
-                if frames == 0:
-                    raise fail(name, f"damaged: no audio decodes ({decoder_message(err)})") from None
-                return
-            if len(samples) == 0:
-                if frames == 0:
-                    raise fail(name, "no audio samples (zero length)")
-                return
-            frames += len(samples)
-            if frames > most:
-                raise limits.too_long(name, f"more than {most / sound.samplerate:g} s decode")
-            yield samples
+            block = np.empty((BLOCK_FRAMES, sound.channels), np.float32)  # [BLOCK_FRAMES, C]
+            count, damage = read_into(sound, block)
+            if count:
+                frames += count
+                if frames > most:
+                    raise limits.too_long(name, f"more than {most / sound.samplerate:g} s decode")
+                yield block[:count]  # [count, C]
+            if count and not damage:
+                continue
+            if frames == 0 and damage:
+                raise fail(name, f"damaged: no audio decodes [libsndfile: {damage}]")
+            if frames == 0:
+                raise fail(name, "no audio samples (zero length)")
+            return
 
 
 def from_sound(source, name: str, limits: AudioLimits) -> RawAudio:

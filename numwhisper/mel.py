@@ -31,7 +31,7 @@ LOG_MEL_SHIFT = 4.0  # log-mel values are mapped by (x + 4) / 4
 # The largest sample magnitude whose log-mel is sure to stay finite: a frame's |FFT| is at most
 # N_FFT * peak, its square must stay below float32's maximum, and every mel filter's weights sum to
 # less than 1 (0.027 for 80 bins, 0.042 for 128). Full scale is 1.0; beyond this the mel overflows.
-MAX_SAMPLE_MAGNITUDE = float(np.sqrt(np.finfo(np.float32).max)) / N_FFT  # 4.6e16
+MAX_SAMPLE_MAGNITUDE = float(np.float32(np.sqrt(np.finfo(np.float32).max) / N_FFT))  # 4.6e16, a float32 value
 
 # Slaney's mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above (27 steps per 6.4x).
 _SLANEY_HZ_PER_MEL = 200.0 / 3

@@ -26,6 +26,7 @@ import pytest
 import requests
 import soundfile
 
+import hostile
 from numwhisper.threads import set_num_threads
 from numwhisper.transcription import transcribe
 from numwhisper.writers import to_srt, to_vtt
@@ -172,6 +173,8 @@ BAD_CASES = [
      json_body(lambda e: b64(b"this is plain text, not audio at all. " * 8))),
     ("wav header only", 400, "audio (base64)", json_body(lambda e: b64(e.clips["a"].read_bytes()[:44]))),
     ("empty audio", 400, "empty", json_body(lambda e: "")),
+    *[(f"hostile {name}", 400, cause, json_body(lambda e, name=name: b64(hostile.named_cases(e.repo)[name])))
+      for name, cause in hostile.REFUSED.items()],
 ]
 
 
