@@ -234,6 +234,8 @@ def test_each_bad_input_gets_its_line_and_the_batch_goes_on(repo, tmp_path, tiny
     (["--get_pipeline_config", "ocr"], "error: unknown pipeline 'ocr'"),
     (["--model_dir", "/no/such/model.safetensors"], "/no/such/model.safetensors"),
     ([], "error: no input given"),
+    (["--max-audio-seconds", "0"], "error: the maximum audio duration must be a positive number of seconds, got 0.0"),
+    (["--max-audio-seconds", "5"], f"error: {JFK}: audio too long (its header declares 11.0 s; the limit is 5 s"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_bad_option_values_exit_2_with_one_clear_line(repo, args, message):
     inputs = [] if not args or args[0] == "--get_pipeline_config" else [JFK]

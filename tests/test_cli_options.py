@@ -47,8 +47,9 @@ def test_no_flags_give_paddlex_defaults():
 def test_other_flags_parse_to_their_destinations():
     args = build_parser().parse_args(["--input", "a.wav", "--input", "b.wav", "--save_path", "out", "-f", "srt",
                                       "--model_dir", "m.safetensors", "--device", "cpu", "--threads", "1",
-                                      "--verbose", "False", "--pipeline", "p.yaml"])
+                                      "--verbose", "False", "--pipeline", "p.yaml", "--max_audio_seconds", "60"])
     assert args.input == ["a.wav", "b.wav"] and args.output_dir == "out" and args.output_format == "srt"
     assert args.model_dir == "m.safetensors" and args.device == "cpu" and args.threads == 1
-    assert args.verbose is False and args.pipeline == "p.yaml"
+    assert args.verbose is False and args.pipeline == "p.yaml" and args.max_audio_seconds == 60.0
+    assert build_parser().parse_args(["--max-audio-seconds", "90", "a.wav"]).max_audio_seconds == 90.0
 
