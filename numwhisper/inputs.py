@@ -54,7 +54,7 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MIN_BASE64_CHARS = 64  # a bare string at least this long made only of base64 characters is read as base64
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 384_000
-DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600.0  # the whole clip's log-mel is held at once; see AudioLimits
+DEFAULT_MAX_AUDIO_SECONDS = 2 * 3600.0  # the whole clip's log-mel is computed at once; see AudioLimits
 BLOCK_FRAMES = 4096          # frames decoded per read (4096 x channels x 4 bytes held at a time)
 UNKNOWN_LENGTH = 2 ** 63 - 1  # libsndfile's frame count for a stream that does not declare its length
 
@@ -76,9 +76,9 @@ class FetchOptions:
 class AudioLimits:
     """Admission rules for audio, applied before anything large is allocated.
 
-    ``max_seconds`` bounds memory: a clip's samples and its whole log-mel are held at once (about
-    8 MB per minute of 16 kHz audio with an 80-bin mel, plus the spectrogram's working copies), so the
-    default of 4 hours stays within a few GB. Sample rates outside ``min_rate``..``max_rate`` are not
+    ``max_seconds`` bounds memory: a clip's log-mel is computed in one piece, which peaks at about
+    36 MB per minute of audio (frames, spectrum and power held together; 80 bins), so the default of
+    2 hours stays under 5 GB. Sample rates outside ``min_rate``..``max_rate`` are not
     recordings but damaged or hostile headers (a 1 Hz header turns 2000 samples into 33 minutes).
     """
 
@@ -152,7 +152,7 @@ def pcm_to_float(samples: np.ndarray, name: str) -> np.ndarray:
     raise fail(name, f"expected integer or float PCM samples, got dtype {samples.dtype}")
 
 
-def checked_rate(sample_rate, name: str, limits: "AudioLimits") -> int:
+def checked_rate(sample_rate, name: str, limits: AudioLimits) -> int:
     """A sample rate given as int or float -> a whole number of Hz within the limits' range."""
     try:
         rate = float(sample_rate)
@@ -341,9 +341,13 @@ class NativeStderr:
         try:
             sys.stderr.flush()
             self._file = tempfile.TemporaryFile()
+        except (OSError, ValueError, AttributeError):  # no stderr or no temporary file: decoders speak freely
+            return self
+        try:
             self._saved = os.dup(2)
             os.dup2(self._file.fileno(), 2)
-        except (OSError, ValueError, AttributeError):  # no fd 2 to redirect: decoders speak where they will
+        except OSError:  # no fd 2 to redirect
+            self._file.close()
             self._saved = None
         return self
 
@@ -351,6 +355,7 @@ class NativeStderr:
         try:
             if self._saved is None:
                 return False
+            sys.stderr.flush()  # Python's own writes meanwhile go through the capture like the rest
             os.dup2(self._saved, 2)
             os.close(self._saved)
             self._file.seek(0)
@@ -371,6 +376,7 @@ class NativeStderr:
         said = [re.sub(r"^\[[^\]]*\]\s*", "", line).strip() for line in self.lines]
         said = list(dict.fromkeys(line for line in said if line))
         return "; ".join(said[:most]) + (f" (+{len(said) - most} more)" if len(said) > most else "")
+
 
 # --------------------------------------------------------------------------------------------- base64
 

@@ -2,12 +2,15 @@
 variant comes back as the 16 kHz clip, channels averaged (or channel 0 for PaddleX), rates resampled,
 NaN and infinite samples refused."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
+import scipy.signal
 import soundfile
 
 from numwhisper import inputs
-from numwhisper.audio import load_audio, to_16k_mono
+from numwhisper.audio import RESAMPLE_STEP, Resampler, load_audio, to_16k_mono
 from numwhisper.errors import InputError
 from numwhisper.mel import SAMPLE_RATE
 
@@ -86,6 +89,23 @@ def test_paddlex_takes_channel_0_and_ignores_the_rate(variants):
 
 
 # -------------------------------------------------------------------------------------------- arrays
+
+@pytest.mark.parametrize("rate", [1000, 8000, 11025, 22050, 44100, 48000, 96000, 384000])
+def test_streamed_resampling_equals_scipy_on_the_whole_signal(rate):
+    """Blocks of any size, pushed one by one, give resample_poly's output over the whole signal, bit for bit."""
+    rng = np.random.default_rng(rate)
+    for n in (1, 999, 3 * RESAMPLE_STEP + 17):
+        x = rng.standard_normal(n).astype(np.float32)  # [n]
+        ratio = Fraction(SAMPLE_RATE, rate)
+        whole = scipy.signal.resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)  # [M]
+        resampler, pieces, start = Resampler(rate), [], 0
+        while start < n:
+            size = int(rng.integers(1, 5000))
+            pieces += resampler.push(x[start:start + size])
+            start += size
+        pieces += resampler.finish()
+        assert np.array_equal(np.concatenate(pieces), whole), (rate, n)
+
 
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
 def test_array_tones_resample_to_the_same_tones_at_16k(rate):
