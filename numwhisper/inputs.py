@@ -247,6 +247,9 @@ def read_blocks(sound: soundfile.SoundFile, name: str, limits: AudioLimits) -> I
     with sound:
         most = limits.max_frames(sound.samplerate)
         frames = 0
+        if sound.seekable():
+            sound.seek(0)  # soundfile.read seeks to the start first, and libmpg123 decodes some mp3 samples
+            #                1 ulp apart after that seek: seeking too keeps every sample equal to its read
         while True:
             block = np.empty((BLOCK_FRAMES, sound.channels), np.float32)  # [BLOCK_FRAMES, C]
             count, damage = read_into(sound, block)

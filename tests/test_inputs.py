@@ -61,6 +61,13 @@ def test_files_are_read_as_they_are_without_conversion(variants, jfk):
     assert np.array_equal(samples[:, 1], 0.5 * samples[:, 0])  # channels x and x/2, not mixed
 
 
+@pytest.mark.parametrize("name", sorted(HELD))
+def test_block_by_block_reading_gives_soundfiles_samples_exactly(name, variants):
+    expected, rate = soundfile.read(variants[name], dtype="float32", always_2d=True)  # [N, C]
+    raw = inputs.load_input(str(variants[name]))
+    assert raw.rate == rate and np.array_equal(raw.all_samples(), expected)
+
+
 def test_mp3_is_written_and_read_by_the_bundled_libsndfile(variants):
     assert "MP3" in soundfile.available_formats()
     assert soundfile.info(variants["mp3.mp3"]).format == "MP3"
