@@ -237,6 +237,21 @@ def read_into(sound: soundfile.SoundFile, out: np.ndarray) -> Tuple[int, Optiona
     return count, soundfile._ffi.string(soundfile._snd.sf_error_number(code)).decode("utf-8", "replace").rstrip(".")
 
 
+def rewind(sound: soundfile.SoundFile) -> None:
+    """Seek a just-opened file to its start, as soundfile.read does before it reads.
+
+    libmpg123 decodes some mp3 samples 1 ulp apart after that seek, so seeking too keeps every
+    sample equal to soundfile.read's. A damaged stream may refuse the seek; it is then read from
+    where it was opened, which is its start as well.
+    """
+    if not sound.seekable():
+        return
+    try:
+        sound.seek(0)
+    except (soundfile.LibsndfileError, RuntimeError):
+        pass
+
+
 def read_blocks(sound: soundfile.SoundFile, name: str, limits: AudioLimits) -> Iterator[np.ndarray]:
     """An open file's float32 frames [n, C], ``BLOCK_FRAMES`` at a time, then the file is closed.
 
@@ -247,9 +262,7 @@ def read_blocks(sound: soundfile.SoundFile, name: str, limits: AudioLimits) -> I
     with sound:
         most = limits.max_frames(sound.samplerate)
         frames = 0
-        if sound.seekable():
-            sound.seek(0)  # soundfile.read seeks to the start first, and libmpg123 decodes some mp3 samples
-            #                1 ulp apart after that seek: seeking too keeps every sample equal to its read
+        rewind(sound)
         while True:
             block = np.empty((BLOCK_FRAMES, sound.channels), np.float32)  # [BLOCK_FRAMES, C]
             count, damage = read_into(sound, block)
