@@ -135,7 +135,7 @@ def decoded(raw: RawAudio, paddlex: bool) -> np.ndarray:
     try:
         audio = stream_16k_mono(raw.blocks, raw.rate, paddlex)  # [N]
     except MemoryError:
-        raise fail(raw.name, "not enough memory to hold its audio (try a lower --max-audio-seconds)") from None
+        raise fail(raw.name, "not enough memory to hold its audio") from None
     return checked_samples(audio, raw.name)
 
 

@@ -144,7 +144,7 @@ def failure_message(item: WorkItem, err: Exception) -> str:
     """One line for a failed input: its name first, then the cause in words (not a traceback)."""
     name = printable(item.name)
     if isinstance(err, MemoryError):
-        cause = "not enough memory to transcribe it (try a lower --max-audio-seconds)"
+        cause = "not enough memory to transcribe it"
     elif isinstance(err, OSError):
         cause = f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
     elif isinstance(err, ValueError):

@@ -27,6 +27,8 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from .atomic import atomic_write
+
 JSON_SUFFIX = ".json"
 SAVED_KEY = "res"  # PaddleX's one key in .json and the suffix of the saved file name
 
@@ -123,13 +125,13 @@ class Result(dict):
         print(self.to_str(as_json, indent, ensure_ascii), file=file if file is not None else sys.stdout)
 
     def save_to_json(self, save_path, indent: int = 4, ensure_ascii: bool = False) -> Path:
-        """Write JSON to ``save_path`` (a .json file) or to ``save_path/{stem}_res.json``; returns the file."""
+        """Write JSON to ``save_path`` (a .json file) or to ``save_path/{stem}_res.json``, whole or not at all
+        (``atomic``); returns the file."""
         target = Path(save_path)
         if target.suffix.lower() != JSON_SUFFIX:
             target = target / f"{self.stem()}_{SAVED_KEY}{JSON_SUFFIX}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "w", encoding="utf-8") as f:
-            json.dump(plain(self), f, indent=indent, ensure_ascii=ensure_ascii)
+        text = json.dumps(plain(self), indent=indent, ensure_ascii=ensure_ascii)
+        atomic_write(target, lambda temporary: temporary.write_text(text, encoding="utf-8"))
         return target
 
     def save_all(self, save_path) -> None:

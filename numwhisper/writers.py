@@ -10,7 +10,7 @@
 In subtitles (srt, vtt) a "-->" inside the text would end the cue's timing line, so it becomes "->".
 Times are written as they are, including ends past the end of the audio (PaddleX produces those).
 Files are named ``{stem}.{format}``, the stem being the input's file name without its suffix.
-Each is written under a temporary name in the same directory and renamed into place once every
+Each is written under a temporary name in the same directory (``atomic``) and renamed into place once every
 format of the input is written; on any failure none of them is left behind (``OutputError``).
 """
 
@@ -18,25 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
+from .atomic import staged
 from .errors import OutputError
 from .result import Result, plain, transcript_of
 
 FORMATS = ("txt", "vtt", "srt", "tsv", "json")
 ALL = "all"
-
-
-def _read_umask() -> int:
-    """The process's file-creation mask, read once (os.umask can only read it by setting it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # mkstemp makes files 0600; outputs get the usual 0666 & ~umask
 
 
 def format_timestamp(seconds: float, always_include_hours: bool = False, decimal_marker: str = ".") -> str:
@@ -153,20 +143,11 @@ def make_output_dir(output_dir: Path) -> None:
 
 
 def write_temporary(final: Path, text: str) -> Path:
-    """``text`` as UTF-8 in a new hidden file beside ``final`` -> its path (removed again if writing fails)."""
+    """``text`` as UTF-8 in a new hidden file beside ``final`` -> its path (``atomic.staged``); OutputError if not."""
     try:
-        handle, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+        return staged(final, lambda temporary: temporary.write_text(text, encoding="utf-8", newline="\n"))
     except OSError as err:
         raise OutputError(f"cannot write {final}: {err.strerror or err}") from None
-    temporary = Path(name)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(temporary, 0o666 & ~_UMASK)
-    except OSError as err:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {final}: {err.strerror or err}") from None
-    return temporary
 
 
 def replace(temporary: Path, final: Path) -> None:

@@ -4,7 +4,7 @@ subpackage in the wheel.
 
 Layers, bottom to top; a module may import its own layer and those below it:
 
-    base         errors, languages, arguments, dims, mel, threads, result, golden.tolerances
+    base         errors, atomic, languages, arguments, dims, mel, threads, result, golden.tolerances
     formats      formats.*  (model files: read, write, convert, resolve names)
     audio        inputs, audio, progress, writers
     network      kernels, ops, model, tokenizer, devices, backend, paddle_backend
@@ -22,7 +22,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "numwhisper"
 
 LAYERS = (
-    ("base", ("errors", "languages", "arguments", "dims", "mel", "threads", "result", "golden.tolerances")),
+    ("base", ("errors", "atomic", "languages", "arguments", "dims", "mel", "threads", "result", "golden.tolerances")),
     ("formats", ("formats.*",)),
     ("audio", ("inputs", "audio", "progress", "writers")),
     ("network", ("kernels", "ops", "model", "tokenizer", "devices", "backend", "paddle_backend")),

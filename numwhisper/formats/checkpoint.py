@@ -16,13 +16,12 @@ safetensors metadata carries everything else a model needs:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..dims import ModelDims
 from ..errors import ModelFileError
 
@@ -150,28 +149,6 @@ def validate_metadata(metadata: dict, where: str) -> ModelDims:
         except json.JSONDecodeError as err:
             raise ModelFileError(f"{where}: metadata {key} is not valid JSON ({err})") from None
     return ModelDims.from_dict(json.loads(metadata["dims"]), where=f"{where}: dims")
-
-
-def default_permissions(path: Path, directory: bool = False) -> None:
-    """Give a temporary file or folder the permissions a plain ``open``/``mkdir`` would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then move the result to ``path``; nothing is left on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        default_permissions(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 SAFETENSORS_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64", "int32": "I32", "int64": "I64",

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import default_permissions
 from ..dims import ModelDims
 from ..errors import ModelFileError
 from ..mel import mel_filters
-from .checkpoint import Checkpoint, default_permissions, make_metadata
+from .checkpoint import Checkpoint, make_metadata
 from .convert import (default_alignment_heads, from_paddle_state, hf_vocab_files, to_paddle_state,
                       tokenizer_from_vocab_files)
 from .pdparams import load_pdparams, save_pdparams
