@@ -88,14 +88,6 @@ class Resampler:
         return out[first:first + n_out].astype(np.float32)  # [n_out]
 
 
-def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Polyphase resampling of mono samples [N] from ``rate`` to ``target`` Hz -> float32 [ceil(N * target / rate)]."""
-    if rate == target:
-        return samples
-    resampler = Resampler(rate, target)
-    return np.concatenate([*resampler.push(samples), *resampler.finish()])  # [M]
-
-
 def to_16k_mono(samples: np.ndarray, rate: int, paddlex: bool = False) -> np.ndarray:
     """float32 samples [N] or [N, channels] at ``rate`` Hz -> contiguous 16 kHz mono float32 [M]."""
     return stream_16k_mono([samples], rate, paddlex)
@@ -120,10 +112,10 @@ def stream_16k_mono(blocks: Iterable[np.ndarray], rate: int, paddlex: bool = Fal
 
 def checked_samples(audio: np.ndarray, name: str) -> np.ndarray:
     """16 kHz mono [N], refused (InputError) when it holds NaN, infinite or overflowing samples."""
-    bad = np.count_nonzero(~np.isfinite(audio))
-    if bad:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0  # NaN or inf when any sample is
+    if not np.isfinite(peak):
+        bad = np.count_nonzero(~np.isfinite(audio))
         raise fail(name, f"{bad} of {audio.size} samples are NaN or infinite")
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > MAX_SAMPLE_MAGNITUDE:
         raise fail(name, f"samples reach {peak:.3g}, too large for the log-mel (at most {MAX_SAMPLE_MAGNITUDE:.2g}; "
                          "full scale is 1.0)")
