@@ -1,8 +1,9 @@
-"""Whisper's 99 languages and the layout of the special tokens around them.
+"""Whisper's languages and the layout of the special tokens around them.
 
 A Whisper vocabulary holds its text tokens, then <|endoftext|>, <|startoftranscript|>, one token per
 language (in the order of ``LANGUAGES``; <|en|> first), the task and control tokens, and the
-timestamps. Codes are OpenAI's; PaddleX names Hebrew ``iw`` instead of ``he``, and both are accepted
+timestamps. Models up to large-v2 have 99 language tokens; large-v3 (and turbo) add Cantonese,
+<|yue|>, as the 100th, so their vocabulary has 51,866 entries and every later special id moves by one. Codes are OpenAI's; PaddleX names Hebrew ``iw`` instead of ``he``, and both are accepted
 as input, as are English names.
 """
 
@@ -26,7 +27,7 @@ LANGUAGES = {
     "ht": "haitian creole", "ps": "pashto", "tk": "turkmen", "nn": "nynorsk", "mt": "maltese",
     "sa": "sanskrit", "lb": "luxembourgish", "my": "myanmar", "bo": "tibetan", "tl": "tagalog",
     "mg": "malagasy", "as": "assamese", "tt": "tatar", "haw": "hawaiian", "ln": "lingala",
-    "ha": "hausa", "ba": "bashkir", "jw": "javanese", "su": "sundanese",
+    "ha": "hausa", "ba": "bashkir", "jw": "javanese", "su": "sundanese", "yue": "cantonese",
 }
 
 # PaddleX's spelling of a language code -> OpenAI's.
@@ -56,11 +57,21 @@ CONTROL_TOKENS = (
     ("<|nospeech|>", "<|nocaptions|>"), ("<|notimestamps|>", "<|notimestamps|>"),
 )
 ENGLISH_ONLY_VOCAB = 51864  # entries of the English-only (GPT-2) vocabulary; multilingual ones have more
+N_LANGUAGES_BEFORE_V3 = 99   # language tokens of every vocabulary before large-v3's
+# Entries of a vocabulary that are not language tokens: 50,257 GPT-2 tokens (50,256 + <|endoftext|>),
+# <|startoftranscript|>, 6 control tokens and 1,501 timestamps, plus one more text token in the
+# multilingual vocabulary.
+NON_LANGUAGE_ENTRIES = ENGLISH_ONLY_VOCAB - N_LANGUAGES_BEFORE_V3
 
 
 def is_multilingual(n_vocab: int) -> bool:
     """Whether a vocabulary of ``n_vocab`` entries has language tokens (51865, or 51866 for large-v3)."""
     return n_vocab > ENGLISH_ONLY_VOCAB
+
+
+def n_languages(n_vocab: int) -> int:
+    """Language tokens in a Whisper vocabulary of ``n_vocab`` entries: 99, or 100 from large-v3 on."""
+    return n_vocab - NON_LANGUAGE_ENTRIES - int(is_multilingual(n_vocab))
 
 
 def language_code(language: str) -> str:
@@ -76,8 +87,11 @@ def language_code(language: str) -> str:
     return code
 
 
-def whisper_added_tokens(eot_id: int) -> dict:
-    """The special tokens of a Whisper vocabulary file whose <|endoftext|> has id ``eot_id``."""
-    names = [EOT_TEXT, SOT_TEXT, *(f"<|{code}|>" for code in LANGUAGES)]
+def whisper_added_tokens(eot_id: int, n_languages: int = N_LANGUAGES_BEFORE_V3) -> dict:
+    """The special tokens of a Whisper vocabulary file whose <|endoftext|> has id ``eot_id`` and which
+    has ``n_languages`` language tokens (99, or 100 with <|yue|>)."""
+    if n_languages not in (N_LANGUAGES_BEFORE_V3, len(LANGUAGES)):
+        raise ValueError(f"a Whisper vocabulary has {N_LANGUAGES_BEFORE_V3} or {len(LANGUAGES)} languages, not {n_languages}")
+    names = [EOT_TEXT, SOT_TEXT, *(f"<|{code}|>" for code in tuple(LANGUAGES)[:n_languages])]
     names += [in_files for _, in_files in CONTROL_TOKENS]
     return {name: eot_id + i for i, name in enumerate(names)}

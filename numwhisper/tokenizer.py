@@ -49,10 +49,10 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ModelFileError
-from .languages import CONTROL_TOKENS, EOT_TEXT, LANGUAGES, SOT_TEXT, is_multilingual, language_code, paddlex_code
+from .languages import (CONTROL_TOKENS, EOT_TEXT, LANGUAGES, N_LANGUAGES_BEFORE_V3, SOT_TEXT, is_multilingual,
+                        language_code, paddlex_code)
 
 N_TIMESTAMPS = 1501  # <|0.00|> .. <|30.00|>, one every 0.02 s
-N_LANGUAGES = 99
 TASKS = ("transcribe", "translate")
 
 # Symbols whose tokens the "-1" suppress set blocks (speaker tags, music notes, brackets).
@@ -269,7 +269,7 @@ class Tokenizer:
         self.eot, self.sot = int(added[EOT_TEXT]), int(added[SOT_TEXT])
         if self.sot != self.eot + 1:
             raise ModelFileError(f"tokenizer.added_tokens: {SOT_TEXT} must follow {EOT_TEXT}")
-        self._language_codes = tuple(LANGUAGES)[:N_LANGUAGES]
+        self._language_codes = tuple(LANGUAGES)[:self._count_languages(added)]
         spellings = [(f"<|{c}|>", (f"<|{paddlex_code(c)}|>",) if paddlex_code(c) != c else ())
                      for c in self._language_codes]
         spellings += [(text, (in_files,) if in_files != text else ()) for text, in_files in CONTROL_TOKENS]
@@ -278,7 +278,7 @@ class Tokenizer:
             got = by_id.get(self.sot + offset)
             if got not in (text, *others):
                 raise ModelFileError(f"tokenizer.added_tokens: id {self.sot + offset} is {got!r}, expected {text}")
-        first_control = self.sot + 1 + N_LANGUAGES
+        first_control = self.sot + 1 + len(self._language_codes)
         self.translate = first_control
         self.transcribe = first_control + 1
         self.sot_lm = first_control + 2
@@ -290,6 +290,13 @@ class Tokenizer:
         names = [EOT_TEXT, SOT_TEXT, *(text for text, _ in spellings)]
         self.special_tokens = MappingProxyType({text: self.eot + i for i, text in enumerate(names)})
         self._special_text = {i: text for text, i in self.special_tokens.items()}
+
+    def _count_languages(self, added: Mapping) -> int:
+        """99 language tokens, or 100 when <|yue|> follows <|su|> (large-v3's vocabulary)."""
+        yue = f"<|{tuple(LANGUAGES)[N_LANGUAGES_BEFORE_V3]}|>"
+        if added.get(yue) is not None and int(added[yue]) == self.sot + 1 + N_LANGUAGES_BEFORE_V3:
+            return len(LANGUAGES)
+        return N_LANGUAGES_BEFORE_V3
 
     def _read_vocab(self, vocab: Mapping, added: Mapping, char_to_byte: dict) -> list:
         """The byte string of every text token (ids 0 .. eot-1), refusing gaps and stray ids."""
@@ -318,17 +325,20 @@ class Tokenizer:
 
     @property
     def all_language_tokens(self) -> tuple:
-        """Ids of the 99 language tokens, in LANGUAGES order."""
-        return tuple(range(self.sot + 1, self.sot + 1 + N_LANGUAGES))
+        """Ids of the language tokens (99, or 100 for large-v3's vocabulary), in LANGUAGES order."""
+        return tuple(range(self.sot + 1, self.sot + 1 + len(self._language_codes)))
 
     @property
     def all_language_codes(self) -> tuple:
-        """Codes of the 99 language tokens (OpenAI's spelling, "he" for Hebrew)."""
+        """Codes of the language tokens (OpenAI's spelling, "he" for Hebrew)."""
         return self._language_codes
 
     def language_token(self, language: str) -> int:
         """Id of a language's token (code, PaddleX code or English name)."""
-        return self.sot + 1 + self._language_codes.index(language_code(language))
+        code = language_code(language)
+        if code not in self._language_codes:
+            raise ValueError(f"language {language!r} has no token in this model's vocabulary (before large-v3)")
+        return self.sot + 1 + self._language_codes.index(code)
 
     def sot_sequence(self, language: Optional[str] = None, task: Optional[str] = None, *,
                      without_timestamps: bool = False) -> tuple:

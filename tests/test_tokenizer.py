@@ -23,7 +23,7 @@ from safetensors import safe_open
 
 import tokenizer_corpus
 from numwhisper.errors import ModelFileError
-from numwhisper.languages import LANGUAGES
+from numwhisper.languages import LANGUAGES, n_languages, whisper_added_tokens
 from numwhisper.tokenizer import (SCANNED_PLANES, WHITESPACE_RANGES, Tokenizer, ascii_pretokenize_pattern,
                                   only_ascii_words, pretokenize, pretokenize_pattern)
 
@@ -48,13 +48,14 @@ def metadata(model_files) -> dict:
     return out
 
 
-def openai_encoding(name: str) -> tiktoken.Encoding:
-    """OpenAI's Whisper encoding: the .tiktoken ranks, then eot, sot, 99 languages, 6 controls, 1501 timestamps."""
+def openai_encoding(name: str, n_languages: int = 99) -> tiktoken.Encoding:
+    """OpenAI's Whisper encoding: the .tiktoken ranks, then eot, sot, the languages (99; large-v3's 100
+    add <|yue|>), 6 controls, 1501 timestamps."""
     ranks = {}
     for line in (GOLDEN / f"{name}.tiktoken").read_text().splitlines():
         token, rank = line.split()
         ranks[base64.b64decode(token)] = int(rank)
-    specials = ["<|endoftext|>", "<|startoftranscript|>", *(f"<|{c}|>" for c in LANGUAGES),
+    specials = ["<|endoftext|>", "<|startoftranscript|>", *(f"<|{c}|>" for c in tuple(LANGUAGES)[:n_languages]),
                 "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
                 "<|notimestamps|>", *(f"<|{i * 0.02:.2f}|>" for i in range(1501))]
     return tiktoken.Encoding(name=name, pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
@@ -190,6 +191,23 @@ def test_special_ids(vocab, eot, metadata):
             tok.language_token(bad)
     assert exact(metadata[vocab]).decode([tok.no_speech, tok.eot]) == "<|nospeech|><|endoftext|>"
     assert tok.decode([tok.no_speech, tok.eot]) == "<|nospeech|> <|endoftext|>"  # PaddleX's spacing
+
+
+def test_large_v3_vocabulary_adds_cantonese_and_shifts_every_later_special_id(metadata):
+    """large-v3's 51,866 entries: <|yue|> is the 100th language, so <|translate|> and everything after
+    it sit one id later than in the 51,865-entry vocabulary; checked against tiktoken built as
+    openai-whisper builds it for 100 languages."""
+    v3 = dict(metadata["multilingual"], **{"tokenizer.added_tokens": json.dumps(whisper_added_tokens(50257, 100))})
+    tok, enc = exact(v3), openai_encoding("multilingual", n_languages=100)
+    assert tok.n_vocab == enc.n_vocab == 51866 and n_languages(51866) == 100
+    assert len(tok.all_language_codes) == 100 and tok.all_language_codes[-1] == "yue"
+    assert tok.language_token("yue") == tok.language_token("cantonese") == 50358 == enc.encode_single_token("<|yue|>")
+    for name in ("<|translate|>", "<|transcribe|>", "<|startofprev|>", "<|notimestamps|>", "<|0.00|>", "<|30.00|>"):
+        assert tok.special_tokens.get(name, enc.encode_single_token(name)) == enc.encode_single_token(name), name
+    assert (tok.translate, tok.transcribe, tok.no_timestamps, tok.timestamp_begin) == (50359, 50360, 50364, 50365)
+    assert tok.sot_sequence("yue") == (50258, 50358, 50360)
+    for i in range(tok.eot, tok.n_vocab):
+        assert tok.token_bytes(i) == enc.decode_single_token_bytes(i), i
 
 
 def test_sot_sequences(metadata):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..dims import ModelDims
 from ..errors import ModelFileError
-from ..languages import whisper_added_tokens
+from ..languages import n_languages, whisper_added_tokens
 from .checkpoint import Checkpoint, expected_shapes, make_metadata, validate_tensors
 
 
@@ -235,12 +235,13 @@ def hf_vocab_files(checkpoint: Checkpoint) -> tuple:
     return vocab, "#version: 0.2\n" + "".join(m + "\n" for m in merges)
 
 
-def tokenizer_from_vocab_files(vocab: dict, merges_text: str, where: str) -> tuple:
-    """(vocab, merges, added_tokens) from PaddleX's vocab.json and merges.txt."""
+def tokenizer_from_vocab_files(vocab: dict, merges_text: str, where: str, n_vocab: int) -> tuple:
+    """(vocab, merges, added_tokens) from PaddleX's vocab.json and merges.txt, for a model of
+    ``n_vocab`` entries (whose language tokens number 99 or 100)."""
     lines = merges_text.splitlines()
     if lines and lines[0].startswith("#version"):
         lines = lines[1:]
     merges = [line for line in lines if line]
     if "<|endoftext|>" not in vocab:
         raise ModelFileError(f"{where}: vocab.json has no <|endoftext|>")
-    return vocab, merges, whisper_added_tokens(int(vocab["<|endoftext|>"]))
+    return vocab, merges, whisper_added_tokens(int(vocab["<|endoftext|>"]), n_languages(n_vocab))

@@ -135,7 +135,7 @@ def _read_tokenizer(model_dir: Path, dims: ModelDims, tokenizer_dir) -> tuple:
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelFileError(f"{vocab_path}: not valid JSON ({err})") from None
-    return tokenizer_from_vocab_files(vocab, merges_path.read_text(encoding="utf-8"), str(folder))
+    return tokenizer_from_vocab_files(vocab, merges_path.read_text(encoding="utf-8"), str(folder), dims.n_vocab)
 
 
 def _read_sidecar(model_dir: Path) -> dict:
