@@ -268,7 +268,16 @@ def check_tensors(backend: Backend, tokenizer: Tokenizer, case: files.Case, stag
                   root=files.GOLDEN_DIR, memo: Optional[dict] = None) -> list:
     """The mel, encoder, logits and language checks of one case (those in ``stages``); encoder outputs
     go through ``memo`` (see ``memo_encode``) when one is given."""
-    name, tensors, checks = case_name(case), files.load_case(case.model, case.clip, root), []
+    tensors = files.load_case(case.model, case.clip, root)
+    return check_case_tensors(backend, tokenizer, case_name(case), tensors, lambda: clip_audio(case.clip, root),
+                              stages, memo)
+
+
+def check_case_tensors(backend: Backend, tokenizer: Tokenizer, name: str, tensors: files.CaseTensors,
+                       audio: Callable[[], np.ndarray], stages: Sequence[str], memo: Optional[dict] = None) -> list:
+    """The stage checks of ``backend`` against one case's tensors, golden or made by a reference
+    (``reference``); ``audio`` gives the clip for the mel stage."""
+    checks = []
 
     def timed(stage: str, run: Callable, check: Callable):
         """(the backend's output or None, its Check); an exception in the backend fails the stage."""
@@ -282,7 +291,7 @@ def check_tensors(backend: Backend, tokenizer: Tokenizer, case: files.Case, stag
         return ours, dataclasses.replace(result, seconds=time.perf_counter() - start)
 
     if "mel" in stages:
-        checks.append(timed("mel", lambda: backend.log_mel(clip_audio(case.clip, root)), check_mel)[1])
+        checks.append(timed("mel", lambda: backend.log_mel(audio()), check_mel)[1])
     if not {"encoder", "logits", "language"} & set(stages):
         return checks
     memo = {} if memo is None else memo

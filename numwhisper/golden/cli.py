@@ -7,6 +7,10 @@ The factory is called with the model file's path (and ``device=`` when --device 
 return an object with the ``backend.Backend`` methods. Exit status: 0 when every check passed,
 ``EXIT_CHECK_FAILED`` (1) when any failed, ``errors.EXIT_ERROR`` (2) when the command could not run
 (bad arguments, a backend that cannot be built, missing model or golden files: one ``error:`` line).
+
+Models without golden files (other sizes, random-weight stand-ins of them: ``formats.synthetic``)
+are checked against a reference backend instead: ``--reference paddle --model-file F`` runs the
+reference on the golden clips and applies the same stage checks and tolerances (``reference``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..backend import Backend, backend_members
@@ -22,25 +27,28 @@ from ..formats.checkpoint import load
 from ..formats.hub import resolve
 from ..transcription import WhisperModel
 from . import files
-from .check import STAGES, case_name, check_contract, check_results, check_tensors, shared_encoder, table
+from .check import (STAGES, case_name, check_case_tensors, check_contract, check_results, check_tensors, clip_audio,
+                    shared_encoder, table)
+from .reference import LOGIT_STEPS, reference_case
 
 IN_TREE = {"numpy": "numwhisper.backend:numpy_backend", "paddle": "numwhisper.paddle_backend:paddle_backend"}
 QUICK_CONFIGS = ("greedy",)
 EXIT_CHECK_FAILED = 1
 
 
-def load_factory(spec: str) -> Callable:
-    """The factory named by "module:function" (or "numpy" / "paddle", the in-tree backends)."""
+def load_factory(spec: str, option: str = "--backend") -> Callable:
+    """The factory named by "module:function" (or "numpy" / "paddle", the in-tree backends); errors
+    name the ``option`` that gave it."""
     spec = IN_TREE.get(spec, spec)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"--backend {spec!r}: expected MODULE:FACTORY (or one of {', '.join(IN_TREE)})")
+        raise ValueError(f"{option} {spec!r}: expected MODULE:FACTORY (or one of {', '.join(IN_TREE)})")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"--backend {spec!r}: {err}") from None
+        raise ValueError(f"{option} {spec!r}: {err}") from None
     if not callable(factory):
-        raise ValueError(f"--backend {spec!r}: {attr} is not callable")
+        raise ValueError(f"{option} {spec!r}: {attr} is not callable")
     return factory
 
 
@@ -66,7 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configs", default=",".join(files.CONFIGS), help="golden configs for the results stage")
     p.add_argument("--quick", action="store_true",
                    help=f"results stage on the {'/'.join(QUICK_CONFIGS)} config only (every other stage in full)")
+    p.add_argument("--reference", default=None, metavar="MODULE:FACTORY",
+                   help="instead of the golden files, compare with this reference backend run on the golden "
+                        "clips (for models without goldens, e.g. other sizes); needs --model-file; stages "
+                        f"{','.join(REFERENCE_STAGES)}")
+    p.add_argument("--model-file", default=None, help="with --reference: the model file both backends load")
     return p
+
+
+REFERENCE_STAGES = ("mel", "encoder", "logits", "language")
 
 
 def selected_cases(args, root=files.GOLDEN_DIR) -> list:
@@ -94,6 +110,8 @@ def listed(text: str, allowed: Sequence[str], what: str) -> tuple:
 def run(args) -> int:
     """Run the selected checks; print the table and every failure's report."""
     root = files.require(files.GOLDEN_DIR)
+    if args.reference or args.model_file:
+        return run_against_reference(args, root)
     stages = listed(args.stages, STAGES, "--stages")
     configs = QUICK_CONFIGS if args.quick else listed(args.configs, files.CONFIGS, "--configs")
     cases = selected_cases(args, root)
@@ -123,6 +141,37 @@ def run(args) -> int:
     results = f", results configs {','.join(configs)}" if "results" in stages else ""
     print(f"golden parity of {args.backend}" + (f" on {args.device}" if args.device else "")
           + f": {len(cases)} cases{results}")
+    return report(checks, stages)
+
+
+def run_against_reference(args, root) -> int:
+    """The tensor stages of the backend against a reference backend, both loading ``--model-file``,
+    on the golden clips (``--cases`` picks clips)."""
+    if not (args.reference and args.model_file):
+        raise ValueError("--reference and --model-file go together")
+    stages = listed(args.stages if args.stages != ",".join(STAGES) else ",".join(REFERENCE_STAGES),
+                    REFERENCE_STAGES, "--stages (with --reference)")
+    clips = list(dict.fromkeys(c.clip for c in selected_cases(argparse.Namespace(model=None, cases=args.cases), root)))
+    path = resolve(args.model_file)
+    backend = make_backend(load_factory(args.backend), path, args.device)
+    reference = make_backend(load_factory(args.reference, "--reference"), path, None)
+    tokenizer = WhisperModel.with_backend(backend, load(path).metadata).tokenizer
+    label = Path(path).stem
+    checks = []
+    for clip in clips:
+        audio = clip_audio(clip, root)
+        tensors = reference_case(reference, tokenizer, label, clip, audio)
+        found = check_case_tensors(backend, tokenizer, f"{label}/{clip}", tensors, lambda: audio, stages)
+        bad = [c.stage for c in found if not c.ok]
+        print(f"  {label}/{clip}: {'FAIL ' + ','.join(bad) if bad else 'ok'}", file=sys.stderr)
+        checks += found
+    print(f"parity of {args.backend} against {args.reference} on {path}: {len(clips)} clips, "
+          f"logits over {LOGIT_STEPS} greedy steps of the reference")
+    return report(checks, stages)
+
+
+def report(checks: list, stages: Sequence[str]) -> int:
+    """Print the table and every failure's report; the exit status."""
     print(table(checks, stages))
     failures = [c for c in checks if not c.ok]
     if failures:
