@@ -56,6 +56,7 @@ CONTROL_TOKENS = (
     ("<|startoflm|>", "<|startoflm|>"), ("<|startofprev|>", "<|startofprev|>"),
     ("<|nospeech|>", "<|nocaptions|>"), ("<|notimestamps|>", "<|notimestamps|>"),
 )
+N_TIMESTAMPS = 1501  # <|0.00|> .. <|30.00|>, one every 0.02 s: the last entries of every vocabulary
 ENGLISH_ONLY_VOCAB = 51864  # entries of the English-only (GPT-2) vocabulary; multilingual ones have more
 N_LANGUAGES_BEFORE_V3 = 99   # language tokens of every vocabulary before large-v3's
 # Entries of a vocabulary that are not language tokens: 50,257 GPT-2 tokens (50,256 + <|endoftext|>),

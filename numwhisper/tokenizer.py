@@ -14,9 +14,10 @@ tokenizer (tiktoken with ``multilingual.tiktoken`` / ``gpt2.tiktoken``): a whole
 vocabulary token is taken as is; otherwise the adjacent pair whose concatenation has the lowest
 id is merged, leftmost first, one pair at a time. This needs only the vocabulary, whose ids are
 the ranks. With ``paddlex_lost_merge=True`` the merge rules of the model file are applied in rank
-order, every occurrence of the best rule at once, as PaddleX's GPT tokenizer does; the
-multilingual rule list lacks its first rule "Ġ t", so e.g. " the" becomes [220, 3322] there
-instead of [264].
+order, every occurrence of the best rule at once, as PaddleX's GPT tokenizer does; PaddleX's
+multilingual rule list (the merges.txt Hugging Face publishes) lacks its first rule "Ġ t", so e.g.
+" the" becomes [220, 3322] there instead of [264]. Model files made from OpenAI's own ranks (a
+``.pt`` or ggml file) hold that rule; this mode skips it for multilingual vocabularies.
 
 Decoding joins the tokens' bytes and reads them as UTF-8 (invalid bytes become U+FFFD). With
 ``paddlex_cleanup=True`` (the default) the text is rendered as PaddleX renders it: added special
@@ -49,10 +50,10 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ModelFileError
-from .languages import (CONTROL_TOKENS, EOT_TEXT, LANGUAGES, N_LANGUAGES_BEFORE_V3, SOT_TEXT, is_multilingual,
-                        language_code, paddlex_code)
+from .formats.bpe_ranks import bytes_to_unicode
+from .languages import (CONTROL_TOKENS, EOT_TEXT, LANGUAGES, N_LANGUAGES_BEFORE_V3, N_TIMESTAMPS, SOT_TEXT,
+                        is_multilingual, language_code, paddlex_code)
 
-N_TIMESTAMPS = 1501  # <|0.00|> .. <|30.00|>, one every 0.02 s
 TASKS = ("transcribe", "translate")
 
 # Symbols whose tokens the "-1" suppress set blocks (speaker tags, music notes, brackets).
@@ -76,6 +77,7 @@ WHITESPACE_RANGES = (
 )
 # Planes that hold assigned letters or numbers (4-13 are empty, 15-16 are private use).
 SCANNED_PLANES = (0, 1, 2, 3, 14)
+PADDLEX_LOST_RULE = ("Ġ", "t")  # the first multilingual merge rule, missing from PaddleX's list
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,6 @@ class TokenizerOptions:
 
     paddlex_lost_merge: bool = False
     paddlex_cleanup: bool = True
-
-
-def bytes_to_unicode() -> dict:
-    """GPT-2's byte -> character table: printable Latin-1 bytes map to themselves, the rest to U+0100+."""
-    kept = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    table = {b: chr(b) for b in kept}
-    shifted = [b for b in range(256) if b not in table]
-    table.update({b: chr(0x100 + i) for i, b in enumerate(shifted)})
-    return table
 
 
 def _code_point_ranges(chars: str) -> list:
@@ -235,6 +228,8 @@ class Tokenizer:
         self._merge_ranks = {tuple(rule.split(" ")): rank for rank, rule in enumerate(merges)}
         if any(len(pair) != 2 for pair in self._merge_ranks):
             raise ModelFileError("tokenizer.merges: every rule must be two symbols joined by one space")
+        if self.is_multilingual:
+            self._merge_ranks.pop(PADDLEX_LOST_RULE, None)  # only PaddleX's rule merging reads them
         self._memo = {}  # piece bytes -> tuple of ids
 
     @classmethod

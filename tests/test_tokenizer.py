@@ -1,7 +1,7 @@
 """The tokenizer: exact against OpenAI's tiktoken tokenizer, and against PaddleX's with its two quirks on.
 
 References:
-- golden/tokenizer/{multilingual,gpt2}.tiktoken: OpenAI's vocabularies (openai-whisper 20250625), read
+- numwhisper/assets/{multilingual,gpt2}.tiktoken: OpenAI's vocabularies (openai-whisper 20250625), read
   by tiktoken exactly as openai-whisper builds its encodings.
 - golden/tokenizer/paddlex_tokenizer.json.gz: PaddleX 3.7.2's tokenizer run over the same corpus
   (golden/make_tokenizer_golden.py).
@@ -23,11 +23,13 @@ from safetensors import safe_open
 
 import tokenizer_corpus
 from numwhisper.errors import ModelFileError
+from numwhisper.formats.bpe_ranks import read_tiktoken, vocab_and_merges_from_ranks
 from numwhisper.languages import LANGUAGES, n_languages, whisper_added_tokens
 from numwhisper.tokenizer import (SCANNED_PLANES, WHITESPACE_RANGES, Tokenizer, ascii_pretokenize_pattern,
                                   only_ascii_words, pretokenize, pretokenize_pattern)
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "tokenizer"
+OPENAI_VOCABS = Path(__file__).resolve().parent.parent / "numwhisper" / "assets"
 VOCABS = {"multilingual": "base", "gpt2": "tiny.en"}  # vocabulary -> model carrying it
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 ENCODE_SECONDS_LIMIT = 5.0  # generous: the corpus encodes in ~0.2 s on the 2-core dev machine
@@ -52,7 +54,7 @@ def openai_encoding(name: str, n_languages: int = 99) -> tiktoken.Encoding:
     """OpenAI's Whisper encoding: the .tiktoken ranks, then eot, sot, the languages (99; large-v3's 100
     add <|yue|>), 6 controls, 1501 timestamps."""
     ranks = {}
-    for line in (GOLDEN / f"{name}.tiktoken").read_text().splitlines():
+    for line in (OPENAI_VOCABS / f"{name}.tiktoken").read_text().splitlines():
         token, rank = line.split()
         ranks[base64.b64decode(token)] = int(rank)
     specials = ["<|endoftext|>", "<|startoftranscript|>", *(f"<|{c}|>" for c in tuple(LANGUAGES)[:n_languages]),
@@ -276,10 +278,18 @@ def test_options_defaults_and_their_effects(metadata):
     assert spaced == "<|startoftranscript|> Hi <|transcribe|>"
 
 
+@pytest.mark.parametrize("merges_from", ["model file", "tiktoken ranks"])
 @pytest.mark.parametrize("vocab", VOCABS)
-def test_equals_paddlex_with_both_options(vocab, metadata, paddlex_golden, texts):
+def test_equals_paddlex_with_both_options(vocab, merges_from, metadata, paddlex_golden, texts):
+    """PaddleX's encodings, with the model file's merge rules (Hugging Face's list, which lacks the
+    multilingual "Ġ t") and with the complete list derived from OpenAI's ranks (as a .pt gives)."""
     golden = paddlex_golden[vocab]
-    tok = Tokenizer.from_metadata(metadata[vocab], paddlex_lost_merge=True, paddlex_cleanup=True)
+    meta = dict(metadata[vocab])
+    if merges_from == "tiktoken ranks":
+        _, merges = vocab_and_merges_from_ranks(read_tiktoken(OPENAI_VOCABS / f"{vocab}.tiktoken"))
+        assert (merges[0] == "Ġ t") and (len(merges) - len(json.loads(meta["tokenizer.merges"])) == (vocab == "multilingual"))
+        meta["tokenizer.merges"] = json.dumps(merges)
+    tok = Tokenizer.from_metadata(meta, paddlex_lost_merge=True, paddlex_cleanup=True)
     for text, ids, decoded in zip(texts, golden["encode"], golden["decode"]):
         assert tok.encode(text) == ids, repr(text)
         if text == "":

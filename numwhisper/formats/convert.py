@@ -2,7 +2,7 @@
 
 Every rename and transpose lives in the one table below, ``WEIGHT_TABLE``. Each row maps an
 OpenAI state-dict name to its CTranslate2 variable (with the slice of a fused projection it
-occupies) and says whether Paddle stores it transposed (Paddle ``Linear.weight`` is ``[in, out]``,
+occupies), its Hugging Face name, and says whether Paddle stores it transposed (Paddle ``Linear.weight`` is ``[in, out]``,
 OpenAI's is ``[out, in]``).
 """
 
@@ -18,6 +18,7 @@ from ..dims import ModelDims
 from ..errors import ModelFileError
 from ..languages import n_languages, whisper_added_tokens
 from .checkpoint import Checkpoint, expected_shapes, make_metadata, validate_tensors
+from .names import default_alignment_heads
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,15 @@ class WeightRule:
     """Where one OpenAI tensor lives in the other formats."""
 
     ct2: str                 # CTranslate2 variable, "{layer}" stands for encoder/layer_N or decoder/layer_N
+    hf: str                  # Hugging Face tensor, "{layer}" stands for model.encoder.layers.N or model.decoder.layers.N
     part: tuple = (0, 1)     # (index, count): slice ``index`` of ``count`` equal row blocks of a fused tensor
     paddle_transposed: bool = False
 
 
-def _attention_rules(ct2_scope: str, fused_qkv: bool) -> dict:
+def _attention_rules(ct2_scope: str, hf_scope: str, fused_qkv: bool) -> dict:
     """Self-attention fuses q/k/v in CT2 (linear_0, out = linear_1); cross-attention keeps q
-    (linear_0) apart and fuses k/v (linear_1, out = linear_2). Whisper's key has no bias."""
+    (linear_0) apart and fuses k/v (linear_1, out = linear_2). Whisper's key has no bias.
+    Hugging Face keeps the four projections apart (q_proj, k_proj, v_proj, out_proj)."""
     if fused_qkv:
         qkv, out = f"{ct2_scope}/linear_0", f"{ct2_scope}/linear_1"
         q, k, v = ((qkv, (0, 3)), (qkv, (1, 3)), (qkv, (2, 3)))
@@ -39,51 +42,57 @@ def _attention_rules(ct2_scope: str, fused_qkv: bool) -> dict:
         kv, out = f"{ct2_scope}/linear_1", f"{ct2_scope}/linear_2"
         q, k, v = ((f"{ct2_scope}/linear_0", (0, 1)), (kv, (0, 2)), (kv, (1, 2)))
     return {
-        "query.weight": WeightRule(f"{q[0]}/weight", q[1], True),
-        "query.bias": WeightRule(f"{q[0]}/bias", q[1]),
-        "key.weight": WeightRule(f"{k[0]}/weight", k[1], True),
-        "value.weight": WeightRule(f"{v[0]}/weight", v[1], True),
-        "value.bias": WeightRule(f"{v[0]}/bias", v[1]),
-        "out.weight": WeightRule(f"{out}/weight", (0, 1), True),
-        "out.bias": WeightRule(f"{out}/bias"),
+        "query.weight": WeightRule(f"{q[0]}/weight", f"{hf_scope}.q_proj.weight", q[1], True),
+        "query.bias": WeightRule(f"{q[0]}/bias", f"{hf_scope}.q_proj.bias", q[1]),
+        "key.weight": WeightRule(f"{k[0]}/weight", f"{hf_scope}.k_proj.weight", k[1], True),
+        "value.weight": WeightRule(f"{v[0]}/weight", f"{hf_scope}.v_proj.weight", v[1], True),
+        "value.bias": WeightRule(f"{v[0]}/bias", f"{hf_scope}.v_proj.bias", v[1]),
+        "out.weight": WeightRule(f"{out}/weight", f"{hf_scope}.out_proj.weight", (0, 1), True),
+        "out.bias": WeightRule(f"{out}/bias", f"{hf_scope}.out_proj.bias"),
     }
 
 
-def _layer_norm_rules(ct2_scope: str) -> dict:
-    return {"weight": WeightRule(f"{ct2_scope}/gamma"), "bias": WeightRule(f"{ct2_scope}/beta")}
+def _layer_norm_rules(ct2_scope: str, hf_scope: str) -> dict:
+    return {"weight": WeightRule(f"{ct2_scope}/gamma", f"{hf_scope}.weight"),
+            "bias": WeightRule(f"{ct2_scope}/beta", f"{hf_scope}.bias")}
+
+
+def _linear_rules(ct2_scope: str, hf_scope: str) -> dict:
+    return {"weight": WeightRule(f"{ct2_scope}/weight", f"{hf_scope}.weight", paddle_transposed=True),
+            "bias": WeightRule(f"{ct2_scope}/bias", f"{hf_scope}.bias")}
 
 
 def _block_rules(cross_attention: bool) -> dict:
     groups = {
-        "attn": _attention_rules("{layer}/self_attention", fused_qkv=True),
-        "attn_ln": _layer_norm_rules("{layer}/self_attention/layer_norm"),
-        "mlp.0": {"weight": WeightRule("{layer}/ffn/linear_0/weight", paddle_transposed=True),
-                  "bias": WeightRule("{layer}/ffn/linear_0/bias")},
-        "mlp.2": {"weight": WeightRule("{layer}/ffn/linear_1/weight", paddle_transposed=True),
-                  "bias": WeightRule("{layer}/ffn/linear_1/bias")},
-        "mlp_ln": _layer_norm_rules("{layer}/ffn/layer_norm"),
+        "attn": _attention_rules("{layer}/self_attention", "{layer}.self_attn", fused_qkv=True),
+        "attn_ln": _layer_norm_rules("{layer}/self_attention/layer_norm", "{layer}.self_attn_layer_norm"),
+        "mlp.0": _linear_rules("{layer}/ffn/linear_0", "{layer}.fc1"),
+        "mlp.2": _linear_rules("{layer}/ffn/linear_1", "{layer}.fc2"),
+        "mlp_ln": _layer_norm_rules("{layer}/ffn/layer_norm", "{layer}.final_layer_norm"),
     }
     if cross_attention:
-        groups["cross_attn"] = _attention_rules("{layer}/attention", fused_qkv=False)
-        groups["cross_attn_ln"] = _layer_norm_rules("{layer}/attention/layer_norm")
+        groups["cross_attn"] = _attention_rules("{layer}/attention", "{layer}.encoder_attn", fused_qkv=False)
+        groups["cross_attn_ln"] = _layer_norm_rules("{layer}/attention/layer_norm", "{layer}.encoder_attn_layer_norm")
     return {f"{group}.{leaf}": rule for group, leaves in groups.items() for leaf, rule in leaves.items()}
 
 
 # OpenAI name (with "blocks.N" written "blocks.*") -> rule.
 WEIGHT_TABLE = {
-    "encoder.conv1.weight": WeightRule("encoder/conv1/weight"),
-    "encoder.conv1.bias": WeightRule("encoder/conv1/bias"),
-    "encoder.conv2.weight": WeightRule("encoder/conv2/weight"),
-    "encoder.conv2.bias": WeightRule("encoder/conv2/bias"),
-    "encoder.positional_embedding": WeightRule("encoder/position_encodings/encodings"),
+    "encoder.conv1.weight": WeightRule("encoder/conv1/weight", "model.encoder.conv1.weight"),
+    "encoder.conv1.bias": WeightRule("encoder/conv1/bias", "model.encoder.conv1.bias"),
+    "encoder.conv2.weight": WeightRule("encoder/conv2/weight", "model.encoder.conv2.weight"),
+    "encoder.conv2.bias": WeightRule("encoder/conv2/bias", "model.encoder.conv2.bias"),
+    "encoder.positional_embedding": WeightRule("encoder/position_encodings/encodings",
+                                               "model.encoder.embed_positions.weight"),
     **{f"encoder.blocks.*.{k}": v for k, v in _block_rules(cross_attention=False).items()},
-    "encoder.ln_post.weight": WeightRule("encoder/layer_norm/gamma"),
-    "encoder.ln_post.bias": WeightRule("encoder/layer_norm/beta"),
-    "decoder.token_embedding.weight": WeightRule("decoder/embeddings/weight"),
-    "decoder.positional_embedding": WeightRule("decoder/position_encodings/encodings"),
+    "encoder.ln_post.weight": WeightRule("encoder/layer_norm/gamma", "model.encoder.layer_norm.weight"),
+    "encoder.ln_post.bias": WeightRule("encoder/layer_norm/beta", "model.encoder.layer_norm.bias"),
+    "decoder.token_embedding.weight": WeightRule("decoder/embeddings/weight", "model.decoder.embed_tokens.weight"),
+    "decoder.positional_embedding": WeightRule("decoder/position_encodings/encodings",
+                                               "model.decoder.embed_positions.weight"),
     **{f"decoder.blocks.*.{k}": v for k, v in _block_rules(cross_attention=True).items()},
-    "decoder.ln.weight": WeightRule("decoder/layer_norm/gamma"),
-    "decoder.ln.bias": WeightRule("decoder/layer_norm/beta"),
+    "decoder.ln.weight": WeightRule("decoder/layer_norm/gamma", "model.decoder.layer_norm.weight"),
+    "decoder.ln.bias": WeightRule("decoder/layer_norm/beta", "model.decoder.layer_norm.bias"),
 }
 
 _BLOCK = re.compile(r"^(encoder|decoder)\.blocks\.(\d+)\.")
@@ -178,12 +187,6 @@ def ct2_to_checkpoint(variables: dict, config: dict, tokenizer: dict, source: st
     heads = config.get("alignment_heads") or default_alignment_heads(dims)
     metadata = make_metadata(dims, heads, vocab, merges, added, source)
     return Checkpoint(tensors=tensors, dims=dims, metadata=metadata)
-
-
-def default_alignment_heads(dims: ModelDims) -> list:
-    """When a source names no alignment heads: every head of the decoder's second half."""
-    return [[layer, head] for layer in range(dims.n_text_layer // 2, dims.n_text_layer)
-            for head in range(dims.n_text_head)]
 
 
 # ---------------------------------------------------------------- Paddle <-> canonical

@@ -77,6 +77,17 @@ def name_in_file_name(file_name: str) -> Optional[str]:
     return canonical_name(match.group(1)) if match else None
 
 
+def default_alignment_heads(dims: ModelDims) -> list:
+    """openai-whisper's choice when a model names no alignment heads: every head of the decoder's second half."""
+    return [[layer, head] for layer in range(dims.n_text_layer // 2, dims.n_text_layer)
+            for head in range(dims.n_text_head)]
+
+
+def fallback_alignment_heads(file_name: str, dims: ModelDims) -> list:
+    """The heads of a file that names none: the published model's it is named after, else the default."""
+    return alignment_heads_by_name(file_name, dims) or default_alignment_heads(dims)
+
+
 def alignment_heads_by_name(file_name: str, dims: ModelDims) -> Optional[list]:
     """The published alignment heads of the model a file is named after, when the file's dims are that
     model's (a fine-tune keeps its base model's name and dims, and inherits its heads); else None."""

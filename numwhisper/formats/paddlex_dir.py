@@ -22,8 +22,8 @@ from ..dims import ModelDims
 from ..errors import ModelFileError
 from ..mel import mel_filters
 from .checkpoint import Checkpoint, make_metadata
-from .convert import (default_alignment_heads, from_paddle_state, hf_vocab_files, to_paddle_state,
-                      tokenizer_from_vocab_files)
+from .convert import from_paddle_state, hf_vocab_files, to_paddle_state, tokenizer_from_vocab_files
+from .names import default_alignment_heads
 from .pdparams import load_pdparams, save_pdparams
 
 PDPARAMS = "inference.pdparams"

@@ -17,7 +17,7 @@ import numpy as np
 from ..dims import ModelDims
 from ..languages import n_languages, whisper_added_tokens
 from .checkpoint import Checkpoint, expected_shapes, make_metadata
-from .convert import default_alignment_heads
+from .names import default_alignment_heads
 
 # Small stand-ins for the published shapes: every size-dependent feature kept, width and depth cut.
 SHAPES = {

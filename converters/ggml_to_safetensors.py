@@ -1,0 +1,34 @@
+"""Convert a whisper.cpp ggml model file to numwhisper's single-file safetensors model.
+
+    python converters/ggml_to_safetensors.py ggml-base.bin -o base.safetensors
+    python converters/ggml_to_safetensors.py ggml-base-q5_0.bin -o base-q5_0.safetensors
+
+f32 and f16 tensors keep their dtype (nothing is rounded); quantised tensors (q4_0, q4_1, q5_0,
+q5_1, q8_0) are dequantised to float32 exactly as whisper.cpp dequantises them. The tokenizer is
+rebuilt from the vocabulary the file embeds. ggml files name no alignment heads, so every head of the
+decoder's second half is used for word timing.
+"""
+
+import argparse
+import sys
+
+from numwhisper.errors import run_reporting_errors
+from numwhisper.formats import checkpoint
+from numwhisper.formats.ggml import read_ggml
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="the whisper.cpp model file (ggml-*.bin)")
+    parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    parser.add_argument("--source", default=None, help="provenance text stored in the file")
+    args = parser.parse_args(argv)
+    ckpt = read_ggml(args.model)
+    if args.source:
+        ckpt = checkpoint.Checkpoint(ckpt.tensors, ckpt.dims, {**ckpt.metadata, "source": args.source})
+    checkpoint.save(ckpt, args.output)
+    print(f"wrote {args.output}: {len(ckpt.tensors)} tensors, dims {ckpt.dims.to_dict()}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_reporting_errors(main))
