@@ -17,7 +17,7 @@ from .arguments import optional_float, optional_int, positive_int, str2bool
 from .decoding import COMPAT_PADDLEX, DecodingOptions
 from .devices import resolve_device
 from .errors import EXIT_ERROR, ModelFileError, print_error, printable
-from .formats.hub import DEFAULT_MODEL
+from .formats.hub import DEFAULT_MODEL, SUPPORTED
 from .inputs import DEFAULT_MAX_AUDIO_SECONDS, AudioLimits, WorkItem, expand_inputs
 from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config, transcribe_item
 from .progress import ProgressBar
@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", nargs="*", help="audio files, directories or http(s) URLs")
     p.add_argument("--input", action="append", default=[], help="an input, PaddleX's spelling (repeatable)")
-    p.add_argument("--model", default=None, help=f"model name or path (default {DEFAULT_MODEL})")
-    p.add_argument("--model_dir", default=None, help="a model path: .safetensors, PaddleX directory or whisper_*.tar")
+    p.add_argument("--model", default=None, help=f"model name (tiny .. large-v3-turbo; default {DEFAULT_MODEL}) or "
+                                                 f"path: {SUPPORTED}")
+    p.add_argument("--model_dir", default=None, help=f"a model path: {SUPPORTED}")
     p.add_argument("--pipeline", default=None, help=f"{PIPELINE_NAME} or a pipeline config .yaml")
     p.add_argument("--get_pipeline_config", default=None, metavar=PIPELINE_NAME,
                    help="write the pipeline config to --save_path and exit")

