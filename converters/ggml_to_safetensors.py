@@ -5,8 +5,9 @@
 
 f32 and f16 tensors keep their dtype (nothing is rounded); quantised tensors (q4_0, q4_1, q5_0,
 q5_1, q8_0) are dequantised to float32 exactly as whisper.cpp dequantises them. The tokenizer is
-rebuilt from the vocabulary the file embeds. ggml files name no alignment heads, so every head of the
-decoder's second half is used for word timing.
+rebuilt from the vocabulary the file embeds. ggml files name no alignment heads: a file named after a
+published model (``ggml-small.en-q5_0.bin``) gets that model's, any other every head of the
+decoder's second half.
 """
 
 import argparse
@@ -23,11 +24,7 @@ def main(argv=None) -> None:
     parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
     parser.add_argument("--source", default=None, help="provenance text stored in the file")
     args = parser.parse_args(argv)
-    ckpt = read_ggml(args.model)
-    if args.source:
-        ckpt = checkpoint.Checkpoint(ckpt.tensors, ckpt.dims, {**ckpt.metadata, "source": args.source})
-    checkpoint.save(ckpt, args.output)
-    print(f"wrote {args.output}: {len(ckpt.tensors)} tensors, dims {ckpt.dims.to_dict()}")
+    print(checkpoint.save_converted(read_ggml(args.model), args.output, args.source))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ def main(argv=None) -> None:
     parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
     parser.add_argument("--source", default=None, help="provenance text stored in the file")
     args = parser.parse_args(argv)
-    ckpt = read_hf_dir(args.hf_dir, source=args.source)
-    checkpoint.save(ckpt, args.output)
-    print(f"wrote {args.output}: {len(ckpt.tensors)} tensors, dims {ckpt.dims.to_dict()}")
+    print(checkpoint.save_converted(read_hf_dir(args.hf_dir), args.output, args.source))
 
 
 if __name__ == "__main__":

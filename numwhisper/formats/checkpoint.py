@@ -26,6 +26,7 @@ from ..dims import ModelDims
 from ..errors import ModelFileError
 
 FORMAT_VERSION = "1"
+MAX_JSON_BYTES = 64_000_000  # the JSON files of a model folder (config, shard index, tokenizer) are a few MB
 METADATA_KEYS = (
     "numwhisper.format_version",
     "dims",
@@ -232,3 +233,34 @@ def load(path) -> Checkpoint:
     tensors = {name: tensors[name] for name in names}
     validate_tensors(tensors, dims, str(path))
     return Checkpoint(tensors=tensors, dims=dims, metadata=dict(metadata))
+
+
+# ---------------------------------------------------------------- helpers of the readers
+
+def read_json(path, kind=dict):
+    """A JSON file's value, which must be a ``kind``; ModelFileError if missing, huge or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ModelFileError(f"{path}: {path.stat().st_size} bytes, too large for a JSON file of a model")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(value, kind):
+        json_kind = {dict: "object", list: "array"}.get(kind, kind.__name__)
+        raise ModelFileError(f"{path}: expected a JSON {json_kind}, got {type(value).__name__}")
+    return value
+
+
+def with_source(ckpt: Checkpoint, source) -> Checkpoint:
+    """The checkpoint with its provenance text replaced (converters' --source); unchanged for None."""
+    return ckpt if source is None else Checkpoint(ckpt.tensors, ckpt.dims, {**ckpt.metadata, "source": source})
+
+
+def save_converted(ckpt: Checkpoint, output, source=None) -> str:
+    """Write a converted model (atomically) and say what was written, for the converter scripts."""
+    ckpt = with_source(ckpt, source)
+    save(ckpt, output)
+    return f"wrote {output}: {len(ckpt.tensors)} tensors, dims {ckpt.dims.to_dict()}"

@@ -41,7 +41,6 @@ the BPE merges that encoding prompts needs, so ``tokenizer.json`` is required.
 
 from __future__ import annotations
 
-import json
 import math
 import mmap
 import struct
@@ -51,6 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
+from .checkpoint import Checkpoint, read_json
+from .convert import ct2_to_checkpoint
 
 # dtype id -> (CTranslate2's name, the numpy type its bytes are read as; bfloat16 as raw bit patterns)
 CT2_DTYPES = {
@@ -282,22 +283,20 @@ def read_model_dir(model_dir, model_bin_parts=None) -> tuple:
     """
     model_dir = Path(model_dir)
     variables, _ = _read_variables(model_dir, model_bin_parts)
-    return variables, _read_json(model_dir / "config.json"), _read_json(_tokenizer_path(model_dir))
+    return variables, read_json(model_dir / "config.json"), read_json(_tokenizer_path(model_dir))
 
 
-def read_ct2_dir(model_dir, model_bin_parts=None, source=None):
+def read_ct2_dir(model_dir, model_bin_parts=None, source=None) -> Checkpoint:
     """A CTranslate2 Whisper directory (any size, any quantisation) as a canonical ``Checkpoint``.
 
     ``source`` is the provenance text stored with it (default: the directory and how it stored the
     weights, e.g. "CTranslate2 DIR (int8 weights, float16 other arrays)").
     """
-    from .convert import ct2_to_checkpoint
-
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelFileError(f"{model_dir}: not a directory; a CTranslate2 model is a folder holding model.bin")
     variables, storage = _read_variables(model_dir, model_bin_parts)
-    config, tokenizer = _read_json(model_dir / "config.json"), _read_json(_tokenizer_path(model_dir))
+    config, tokenizer = read_json(model_dir / "config.json"), read_json(_tokenizer_path(model_dir))
     return ct2_to_checkpoint(variables, config, tokenizer, source=source or f"CTranslate2 {model_dir} ({storage})")
 
 
@@ -311,15 +310,3 @@ def _tokenizer_path(model_dir: Path) -> Path:
         raise ModelFileError(f"{path}: no such file; {present[0]} lists the tokens but not the BPE merges, so "
                              f"copy tokenizer.json from the Hugging Face model (openai/whisper-<size>) into {model_dir}")
     return path
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise ModelFileError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value

@@ -38,7 +38,7 @@ from ..dims import ModelDims
 from ..errors import ModelFileError
 from ..languages import (CONTROL_TOKENS, EOT_TEXT, LANGUAGES, N_LANGUAGES_BEFORE_V3, N_TIMESTAMPS,
                          PADDLEX_CODE_ALIASES, paddlex_code, whisper_added_tokens)
-from .checkpoint import Checkpoint, expected_shapes, make_metadata, validate_tensors
+from .checkpoint import MAX_JSON_BYTES, Checkpoint, expected_shapes, make_metadata, read_json, validate_tensors
 from .convert import WEIGHT_TABLE, table_key, tokenizer_from_hf_json
 from .names import fallback_alignment_heads
 
@@ -52,7 +52,6 @@ PYTORCH_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.
 WEIGHT_FILES = (SAFETENSORS, SAFETENSORS_INDEX, *PYTORCH_FILES)
 
 MAX_HEADER_BYTES = 100_000_000   # the safetensors package's own limit on a header
-MAX_JSON_BYTES = 64_000_000      # config, index and tokenizer files are a few MB at most
 TIED_OUTPUT = "proj_out.weight"  # the output projection, the token embedding by another name
 
 # WhisperConfig key -> ModelDims field; one d_model serves encoder and decoder.
@@ -88,21 +87,6 @@ def read_hf_dir(path, source: str = None) -> Checkpoint:
 
 
 # ---------------------------------------------------------------- JSON files
-
-def read_json(path: Path, kind=dict):
-    """A JSON file's value, which must be a ``kind``; ModelFileError if missing, huge or malformed."""
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise ModelFileError(f"{path}: {path.stat().st_size} bytes, too large for a JSON file of a model")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(value, kind):
-        raise ModelFileError(f"{path}: expected a JSON {kind.__name__}, got {type(value).__name__}")
-    return value
-
 
 # ---------------------------------------------------------------- config.json
 
