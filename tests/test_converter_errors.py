@@ -8,9 +8,21 @@ import subprocess
 import numpy as np
 import pytest
 
+from numwhisper.errors import ModelFileError
 from numwhisper.formats import checkpoint
 
 from test_converters import ct2_source, run_converter
+
+
+def one_line_error(call, *words) -> str:
+    """Run ``call``; it must raise one single-line ModelFileError naming each of ``words``."""
+    with pytest.raises(ModelFileError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message, message
+    for word in words:
+        assert str(word) in message, (word, message)
+    return message
 
 
 def assert_refused(done, out, *words):

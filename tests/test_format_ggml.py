@@ -21,7 +21,7 @@ from numwhisper.formats.ggml import (BLOCK, GGML_TYPES, dequantize, quantize, re
 from numwhisper.languages import whisper_added_tokens
 from numwhisper.formats.bpe_ranks import bytes_to_unicode
 
-from test_converter_errors import assert_refused
+from test_converter_errors import assert_refused, one_line_error
 from test_converters import run_converter
 
 QUANT_TYPES = ("q8_0", "q5_0", "q5_1", "q4_0", "q4_1")
@@ -314,12 +314,8 @@ def patched(source, target, edits) -> bytes:
 
 
 def assert_refused_line(path, *words):
-    with pytest.raises(ModelFileError) as caught:
-        read_ggml(path)
-    message = str(caught.value)
-    assert "\n" not in message and str(path) in message, message
-    for word in words:
-        assert word in message, (word, message)
+    """read_ggml refuses ``path`` with one line naming the file and each of ``words``."""
+    one_line_error(lambda: read_ggml(path), path, *words)
 
 
 def test_bad_magic(small_files, tmp_path):

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from numwhisper.dims import ModelDims
-from numwhisper.errors import ModelFileError
 from numwhisper.formats import checkpoint
 from numwhisper.formats.bpe_ranks import bytes_to_unicode, read_tiktoken, vocab_and_merges_from_ranks
 from numwhisper.formats.checkpoint import expected_shapes
@@ -23,7 +22,7 @@ from numwhisper.formats.torch_pt import LEGACY_MAGIC, bundled_tiktoken, read_pt
 
 import pt_writer
 from pt_writer import Call, Global, Storage, Tensor, whisper_checkpoint, write_pt
-from test_converter_errors import assert_refused
+from test_converter_errors import assert_refused, one_line_error
 from test_converters import run_converter
 
 TOKENIZERS = {"base": "multilingual.tiktoken", "tiny.en": "gpt2.tiktoken"}
@@ -43,17 +42,6 @@ def small():
     tensors = {name: rng.standard_normal(shape).astype(np.float32)
                for name, shape in expected_shapes(ModelDims(**dims)).items()}
     return dims, tensors
-
-
-def one_line_error(call, *words):
-    """Run ``call``; it must raise one single-line ModelFileError naming each of ``words``."""
-    with pytest.raises(ModelFileError) as caught:
-        call()
-    message = str(caught.value)
-    assert "\n" not in message, message
-    for word in words:
-        assert str(word) in message, (word, message)
-    return message
 
 
 # ---------------------------------------------------------------- tiktoken ranks -> vocab and merges

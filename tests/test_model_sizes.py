@@ -22,7 +22,7 @@ from numwhisper.formats.synthetic import SHAPES, random_checkpoint
 from numwhisper.golden.check import check_result
 from numwhisper.languages import LANGUAGES, paddlex_code
 
-CLIPS = "en_jfk,zh_aishell_BAC009S0724W0121"
+CLIPS = {"large-v3": "en_jfk,zh_aishell_BAC009S0724W0121", "large-v3-turbo": "en_jfk"}
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +44,13 @@ def run(repo, *args) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("shape", SHAPES)
 def test_tensor_stages_match_the_paddle_backend(shape, random_files, repo):
     done = run(repo, "numwhisper.golden", "check", "--backend", "numpy", "--reference", "paddle",
-               "--model-file", random_files[shape], "--cases", CLIPS)
+               "--model-file", random_files[shape], "--cases", CLIPS[shape])
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.endswith("PASS")}
     assert set(rows) == {"mel", "encoder", "logits", "language"}, done.stdout
-    assert "probs 200, all" in rows["language"]  # 100 languages (with <|yue|>) on each clip
-    assert "rows 3000, all" in rows["encoder"]
+    n_clips = len(CLIPS[shape].split(","))
+    assert f"probs {100 * n_clips}, all" in rows["language"]  # 100 languages (with <|yue|>) on each clip
+    assert f"rows {1500 * n_clips}, all" in rows["encoder"]
 
 
 def test_the_command_line_transcribes_a_turbo_shaped_model_as_the_paddle_backend_does(random_files, repo, tmp_path):
