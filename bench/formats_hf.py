@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from numwhisper.formats import checkpoint  # noqa: E402
-from numwhisper.formats.hf import hf_tensor_name, read_hf_dir  # noqa: E402
+from numwhisper.formats.convert import hf_tensor_name  # noqa: E402
+from numwhisper.formats.hf import read_hf_dir  # noqa: E402
 from numwhisper.languages import LANGUAGES  # noqa: E402
 from numwhisper.tokenizer import N_TIMESTAMPS, Tokenizer, bytes_to_unicode  # noqa: E402
 

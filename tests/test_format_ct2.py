@@ -25,7 +25,8 @@ from numwhisper.errors import ModelFileError
 from numwhisper.formats import checkpoint, hub
 from numwhisper.formats.checkpoint import Checkpoint, expected_shapes
 from numwhisper.formats.convert import rule_for
-from numwhisper.formats.ct2 import (bfloat16_to_float32, parse_model_bin, read_ct2_dir, read_model_bin,
+from numwhisper.formats.checkpoint import bfloat16_to_float32
+from numwhisper.formats.ct2 import (parse_model_bin, read_ct2_dir, read_model_bin,
                                     read_model_dir)
 from numwhisper.languages import n_languages, whisper_added_tokens
 

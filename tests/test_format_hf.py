@@ -14,7 +14,8 @@ from numwhisper.errors import ModelFileError
 from numwhisper.formats import checkpoint
 from numwhisper.formats.checkpoint import Checkpoint, expected_shapes, make_metadata
 from numwhisper.formats.convert import WEIGHT_TABLE
-from numwhisper.formats.hf import hf_tensor_name, is_hf_dir, read_hf_dir
+from numwhisper.formats.convert import hf_tensor_name
+from numwhisper.formats.hf import is_hf_dir, read_hf_dir
 from numwhisper.languages import LANGUAGES, N_LANGUAGES_BEFORE_V3, whisper_added_tokens
 from numwhisper.formats.bpe_ranks import bytes_to_unicode
 from numwhisper.languages import N_TIMESTAMPS

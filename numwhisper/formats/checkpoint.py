@@ -254,6 +254,11 @@ def read_json(path, kind=dict):
     return value
 
 
+def bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 values (their 16 bits as uint16) as float32, exactly: a bfloat16 is a float32's top half."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)  # [*shape]
+
+
 def with_source(ckpt: Checkpoint, source) -> Checkpoint:
     """The checkpoint with its provenance text replaced (converters' --source); unchanged for None."""
     return ckpt if source is None else Checkpoint(ckpt.tensors, ckpt.dims, {**ckpt.metadata, "source": source})

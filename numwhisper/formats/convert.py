@@ -1,9 +1,10 @@
-"""Conversions between CTranslate2, PaddleX and numwhisper's canonical model file.
+"""Conversions between CTranslate2, Hugging Face, PaddleX and numwhisper's canonical model file.
 
 Every rename and transpose lives in the one table below, ``WEIGHT_TABLE``. Each row maps an
 OpenAI state-dict name to its CTranslate2 variable (with the slice of a fused projection it
-occupies), its Hugging Face name, and says whether Paddle stores it transposed (Paddle ``Linear.weight`` is ``[in, out]``,
-OpenAI's is ``[out, in]``).
+occupies) and its Hugging Face name, and says whether Paddle stores it transposed (Paddle
+``Linear.weight`` is ``[in, out]``, OpenAI's is ``[out, in]``). openai-whisper ``.pt`` and
+whisper.cpp files use OpenAI's names themselves.
 """
 
 from __future__ import annotations
@@ -108,6 +109,13 @@ def rule_for(name: str) -> tuple:
     match = _BLOCK.match(name)
     scope = f"{match.group(1)}/layer_{match.group(2)}" if match else ""
     return WEIGHT_TABLE[table_key(name)], scope
+
+
+def hf_tensor_name(name: str) -> str:
+    """The Hugging Face name (``WhisperForConditionalGeneration``'s) of an OpenAI tensor name."""
+    match = _BLOCK.match(name)
+    layer = f"model.{match.group(1)}.layers.{match.group(2)}" if match else ""
+    return WEIGHT_TABLE[table_key(name)].hf.format(layer=layer)
 
 
 # ---------------------------------------------------------------- CTranslate2 -> canonical

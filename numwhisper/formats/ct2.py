@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
-from .checkpoint import Checkpoint, read_json
+from .checkpoint import Checkpoint, bfloat16_to_float32, read_json
 from .convert import ct2_to_checkpoint
 
 # dtype id -> (CTranslate2's name, the numpy type its bytes are read as; bfloat16 as raw bit patterns)
@@ -145,11 +145,6 @@ def parse_model_bin(data, where: str) -> tuple:
 
 
 # ---------------------------------------------------------------- dtypes and dequantisation
-
-def bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
-    """bfloat16 bit patterns (uint16) -> the float32 values they denote (exact: the low 16 bits are zero)."""
-    return (bits.astype(np.uint32) << 16).view(np.float32)  # [*shape]
-
 
 def _checked_scale(name: str, weight: StoredVariable, scale: StoredVariable, where: str) -> np.ndarray:
     """The float32 scale of ``name``: one value per leading-axis row for int8, a scalar for int16;

@@ -29,7 +29,6 @@ float32 exactly.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +37,9 @@ from ..dims import ModelDims
 from ..errors import ModelFileError
 from ..languages import (CONTROL_TOKENS, EOT_TEXT, LANGUAGES, N_LANGUAGES_BEFORE_V3, N_TIMESTAMPS,
                          PADDLEX_CODE_ALIASES, paddlex_code, whisper_added_tokens)
-from .checkpoint import MAX_JSON_BYTES, Checkpoint, expected_shapes, make_metadata, read_json, validate_tensors
-from .convert import WEIGHT_TABLE, table_key, tokenizer_from_hf_json
+from .checkpoint import (MAX_JSON_BYTES, Checkpoint, bfloat16_to_float32, expected_shapes, make_metadata, read_json,
+                         validate_tensors)
+from .convert import hf_tensor_name, tokenizer_from_hf_json
 from .names import fallback_alignment_heads
 
 CONFIG = "config.json"
@@ -192,22 +192,10 @@ class SafetensorsFile:
         if code not in SAFETENSORS_NUMPY:
             raise ModelFileError(f"{self.path}: tensor {name} has dtype {code}; expected F16, BF16 or F32")
         raw = self.data[start:stop].view(SAFETENSORS_NUMPY[code]).reshape(shape)
-        if code == "BF16":  # bfloat16 is the top half of a float32
-            return (raw.astype(np.uint32) << 16).view(np.float32)
-        return raw
+        return bfloat16_to_float32(raw) if code == "BF16" else raw
 
 
 # ---------------------------------------------------------------- tensors
-
-_BLOCK = re.compile(r"^(encoder|decoder)\.blocks\.(\d+)\.")
-
-
-def hf_tensor_name(name: str) -> str:
-    """The Hugging Face name (``WhisperForConditionalGeneration``'s) of an OpenAI tensor name."""
-    match = _BLOCK.match(name)
-    layer = f"model.{match.group(1)}.layers.{match.group(2)}" if match else ""
-    return WEIGHT_TABLE[table_key(name)].hf.format(layer=layer)
-
 
 def _tensor_files(path: Path) -> dict:
     """{tensor name: SafetensorsFile} over the single file or the shards the index names."""

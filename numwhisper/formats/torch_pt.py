@@ -50,7 +50,7 @@ from ..dims import ModelDims
 from ..errors import ModelFileError, printable
 from ..languages import N_TIMESTAMPS, n_languages, whisper_added_tokens
 from .bpe_ranks import read_tiktoken, vocab_and_merges_from_ranks
-from .checkpoint import Checkpoint, make_metadata, validate_tensors
+from .checkpoint import Checkpoint, bfloat16_to_float32, make_metadata, validate_tensors
 from .names import fallback_alignment_heads
 
 MAX_PICKLE_BYTES = 64 << 20          # openai-whisper's data.pkl is tens of KB; large-v3's under 100 KB
@@ -284,9 +284,7 @@ class TensorView:
         array = np.ascontiguousarray(array)
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
-        if self.element == "bfloat16":
-            array = (array.astype(np.uint32) << 16).view(np.float32)  # [*shape]
-        return array
+        return bfloat16_to_float32(array) if self.element == "bfloat16" else array
 
 
 def _index_tuple(value, what: str, where: str) -> tuple:
