@@ -8,17 +8,22 @@ the sample rate is ignored (so anything that is not 16 kHz plays at the wrong sp
 The input's blocks are turned into 16 kHz mono one at a time (``Resampler`` streams), so memory
 follows the 16 kHz result, not the source's rate or channel count. The result is refused when it
 holds NaN or infinite samples, or samples too large for the log-mel's float32 arithmetic.
+
+``load_audio`` returns the whole signal. ``open_samples`` returns a ``Samples`` that decodes the input
+again from its start whenever its pieces are asked for, so a long file is never held whole: the
+log-mel reads it twice (``mel.StreamedLogMel``), and memory stays that of a few blocks.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Iterable, List, Optional
+from typing import Callable, Iterable, Iterator, List, Optional
 
 import numpy as np
 
 from .errors import InputError
-from .inputs import AudioLimits, FetchOptions, NativeStderr, RawAudio, fail, load_input
+from .inputs import (AudioLimits, FetchOptions, NativeStderr, RawAudio, base64_payload, decoder_summary, fail, fetch_url,
+                     from_array, from_bytes, from_file, kind_of, load_input, short_name)
 from .mel import MAX_SAMPLE_MAGNITUDE, SAMPLE_RATE
 
 RESAMPLE_STEP = 1 << 16  # source samples resampled at a time (rounded to a multiple of the ratio's denominator)
@@ -93,32 +98,68 @@ def to_16k_mono(samples: np.ndarray, rate: int, paddlex: bool = False) -> np.nda
     return stream_16k_mono([samples], rate, paddlex)
 
 
+def mono_16k_pieces(blocks: Iterable[np.ndarray], rate: int, paddlex: bool = False) -> Iterator[np.ndarray]:
+    """float32 blocks [n] or [n, channels] at ``rate`` Hz, in order -> 16 kHz mono float32 pieces, in order.
+
+    Each block is made mono (and resampled) as it arrives.
+    """
+    resampler = None if paddlex or rate == SAMPLE_RATE else Resampler(rate)
+    for block in blocks:
+        mono = to_mono(block, paddlex)  # [n]
+        yield from resampler.push(mono) if resampler else [mono]
+    if resampler:
+        yield from resampler.finish()
+
+
 def stream_16k_mono(blocks: Iterable[np.ndarray], rate: int, paddlex: bool = False) -> np.ndarray:
     """float32 blocks [n] or [n, channels] at ``rate`` Hz, in order -> 16 kHz mono float32 [M].
 
-    Each block is made mono (and resampled) as it arrives, so only the 16 kHz result accumulates.
+    Only the 16 kHz result accumulates (``mono_16k_pieces``).
     """
-    resampler = None if paddlex or rate == SAMPLE_RATE else Resampler(rate)
-    pieces = []
-    for block in blocks:
-        mono = to_mono(block, paddlex)  # [n]
-        pieces.extend(resampler.push(mono) if resampler else [mono])
-    if resampler:
-        pieces.extend(resampler.finish())
+    pieces = list(mono_16k_pieces(blocks, rate, paddlex))
     if len(pieces) == 1:
         return np.ascontiguousarray(pieces[0], dtype=np.float32)  # [M]
     return np.concatenate(pieces).astype(np.float32, copy=False) if pieces else np.zeros(0, np.float32)  # [M]
 
 
+class SampleCheck:
+    """Counts a signal's samples piece by piece and refuses it (InputError) when any is NaN, infinite or
+    too large for the log-mel; the message counts the whole signal, as when it is checked at once."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.size = self.non_finite = 0
+        self.peak = 0.0
+
+    def add(self, piece: np.ndarray) -> bool:
+        """Count one piece [n]; True while every sample so far is usable."""
+        self.size += piece.size
+        peak = float(np.max(np.abs(piece))) if piece.size else 0.0  # NaN or inf when any sample is
+        if not np.isfinite(peak):
+            self.non_finite += np.count_nonzero(~np.isfinite(piece))
+        else:
+            self.peak = max(self.peak, peak)
+        return self.usable
+
+    @property
+    def usable(self) -> bool:
+        """No sample counted so far is NaN, infinite or too large."""
+        return self.non_finite == 0 and self.peak <= MAX_SAMPLE_MAGNITUDE
+
+    def verdict(self) -> None:
+        """Raise the InputError for a signal with unusable samples (after every piece was added)."""
+        if self.non_finite:
+            raise fail(self.name, f"{self.non_finite} of {self.size} samples are NaN or infinite")
+        if self.peak > MAX_SAMPLE_MAGNITUDE:
+            raise fail(self.name, f"samples reach {self.peak:.3g}, too large for the log-mel "
+                                  f"(at most {MAX_SAMPLE_MAGNITUDE:.2g}; full scale is 1.0)")
+
+
 def checked_samples(audio: np.ndarray, name: str) -> np.ndarray:
     """16 kHz mono [N], refused (InputError) when it holds NaN, infinite or overflowing samples."""
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0  # NaN or inf when any sample is
-    if not np.isfinite(peak):
-        bad = np.count_nonzero(~np.isfinite(audio))
-        raise fail(name, f"{bad} of {audio.size} samples are NaN or infinite")
-    if peak > MAX_SAMPLE_MAGNITUDE:
-        raise fail(name, f"samples reach {peak:.3g}, too large for the log-mel (at most {MAX_SAMPLE_MAGNITUDE:.2g}; "
-                         "full scale is 1.0)")
+    check = SampleCheck(name)
+    check.add(audio)
+    check.verdict()
     return audio
 
 
@@ -141,11 +182,119 @@ def load_audio(source, sample_rate: Optional[float] = None, paddlex: bool = Fals
     ``limits``, holds no samples, or holds samples that are NaN, infinite or too large. What a C
     decoder prints meanwhile is kept off stderr; when the input fails, it is added to the message.
     """
+    return read_first_pass(lambda: decoded(load_input(source, sample_rate, fetch, name, limits), paddlex))
+
+
+# -------------------------------------------------------------------------- inputs read more than once
+
+PIECE_SAMPLES = 1 << 18  # samples per piece when an array already in memory is handed out in pieces
+
+
+class Samples:
+    """One input's audio as 16 kHz mono float32 pieces, decoded from its start by each ``pieces()`` call.
+
+    ``open_raw()`` opens the input afresh (``RawAudio``); ``paddlex`` takes it as PaddleX does (channel
+    0, rate ignored). Every pass checks the samples as ``load_audio`` does. What C decoders print while
+    the input is opened or read is kept off stderr and collected in ``said``; ``explained`` adds it to
+    the error of an input that fails.
+    """
+
+    def __init__(self, name: str, open_raw: Callable[[], RawAudio], paddlex: bool = False):
+        self.name, self.open_raw, self.paddlex = name, open_raw, paddlex
+        self.said: List[str] = []
+        self.n_samples: Optional[int] = None  # 16 kHz samples, once a pass has read them all
+
+    def pieces(self) -> Iterator[np.ndarray]:
+        """The checked 16 kHz mono float32 pieces [n], in order; InputError once an unusable input ends."""
+        raw = self.quietly(self.open_raw)
+        check = SampleCheck(raw.name)
+        for piece in mono_16k_pieces(self.quiet_blocks(raw), raw.rate, self.paddlex):
+            if check.add(piece):
+                yield from split_piece(piece)
+        check.verdict()
+        self.n_samples = check.size
+
+    def all(self) -> np.ndarray:
+        """The whole signal, 16 kHz mono float32 [N] (for backends that take it at once)."""
+        try:
+            return self.explained(lambda: np.concatenate([np.zeros(0, np.float32), *self.pieces()]))  # [N]
+        except MemoryError:
+            raise fail(self.name, "not enough memory to hold its audio") from None
+
+    def quiet_blocks(self, raw: RawAudio) -> Iterator[np.ndarray]:
+        """``raw``'s blocks [n] or [n, C], each decoded ``quietly``."""
+        while True:
+            block = self.quietly(lambda: next(raw.blocks, None))
+            if block is None:
+                return
+            yield block
+
+    def quietly(self, call: Callable):
+        """``call()`` with fd 2 captured; C decoders' lines are kept in ``said``, others pass through."""
+        with NativeStderr() as native:
+            try:
+                return call()
+            finally:
+                self.said.extend(native.lines)
+
+    def explained(self, read: Callable):
+        """``read()`` (a pass over the pieces); an InputError it raises gets the decoders' lines appended."""
+        self.said.clear()
+        try:
+            return read()
+        except InputError as err:
+            if not self.said:
+                raise
+            raise InputError(f"{err}; the decoder said: {decoder_summary(self.said)}") from None
+
+
+def split_piece(piece: np.ndarray) -> Iterator[np.ndarray]:
+    """A piece [n] in slices of at most PIECE_SAMPLES (the log-mel copies what it is handed)."""
+    for start in range(0, len(piece), PIECE_SAMPLES):
+        yield piece[start:start + PIECE_SAMPLES]  # [<= PIECE_SAMPLES]
+
+
+def read_first_pass(read: Callable[[], object]):
+    """Run ``read()`` (the first decoding of an input) with C decoders' lines captured; an InputError it
+    raises gets them appended (``; the decoder said: ...``), as ``load_audio`` reports them."""
     with NativeStderr() as native:
         try:
-            return decoded(load_input(source, sample_rate, fetch, name, limits), paddlex)
+            return read()
         except Exception as err:  # noqa: BLE001 - re-raised below, after stderr is restored
             error = err
     if native.lines and isinstance(error, InputError):
-        raise InputError(f"{error}; the decoder said: {native.summary()}") from None
+        raise InputError(f"{error}; the decoder said: {decoder_summary(native.lines)}") from None
     raise error
+
+
+def open_samples(source, sample_rate: Optional[float] = None, paddlex: bool = False,
+                 fetch: FetchOptions = FetchOptions(), name: Optional[str] = None,
+                 limits: AudioLimits = AudioLimits()) -> Samples:
+    """Any input ``load_audio`` takes -> ``Samples`` that decode it again on each pass.
+
+    A local file is read from disk on every pass; a URL is fetched once, and base64 text decoded once,
+    into bytes that are decoded on every pass; an array is kept. A fetch that fails or an unsupported
+    input raises InputError here; everything else is found when the pieces are first read.
+    """
+    kind = kind_of(source)
+    if kind == "path":
+        name = name or str(source)
+        return Samples(name, lambda: from_file(source, name, limits), paddlex)
+    if kind == "array":
+        name = name or "array"
+        return Samples(name, lambda: from_array(source, SAMPLE_RATE if sample_rate is None else sample_rate, name,
+                                                limits), paddlex)
+    if kind == "url":
+        name = name or source
+        data = fetch_url(source, fetch, name)
+    elif kind in ("data-uri", "base64"):
+        name = name or short_name(source.strip())
+        data = base64_payload(source, name)
+    elif kind == "bytes":
+        name, data = name or "bytes", bytes(source)
+    elif kind == "file-object":
+        name, data = name or str(getattr(source, "name", "file object")), source.read()
+    else:
+        load_input(source, sample_rate, fetch, name, limits)  # raises the refusal of this input
+        raise AssertionError(f"unhandled input kind {kind}")
+    return Samples(name, lambda: from_bytes(data, name, limits), paddlex)

@@ -9,6 +9,10 @@ Arrays cross the boundary as NumPy float32; ``cross_kv`` and the decoder cache a
 caller and owned by the backend. The cache is passed in and handed back (the returned one is the one
 to use next): a backend may update it in place, so a cache passed to ``decode`` or ``reorder`` is
 never used again. README "Backends" states the same contract for other implementations.
+
+A backend may also offer ``log_mel_windows(pieces)`` (the NumPy one does): the log-mel a window at a
+time from a signal read again on each pass, so long files never sit in memory whole. Without it the
+long-form loop takes the whole clip's ``log_mel``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from . import model as whisper_model
 from .devices import NUMPY, Device
 from .dims import ModelDims
 from .formats.checkpoint import Checkpoint, load
-from .mel import log_mel_spectrogram
+from .mel import StreamedLogMel, log_mel_spectrogram
 
 
 @runtime_checkable
@@ -89,6 +93,10 @@ class NumpyBackend:
     def log_mel(self, audio: np.ndarray) -> np.ndarray:
         """Whole-clip log-mel [n_mels, T] (``mel.log_mel_spectrogram``)."""
         return log_mel_spectrogram(audio, self.dims.n_mels)
+
+    def log_mel_windows(self, pieces) -> StreamedLogMel:
+        """The log-mel, window by window, of the signal ``pieces()`` gives on each pass (``mel.StreamedLogMel``)."""
+        return StreamedLogMel(pieces, self.dims.n_mels)
 
     def encode(self, mel: np.ndarray) -> np.ndarray:
         """Audio features [n_audio_ctx, d] of one window's mel [n_mels, 3000]."""

@@ -54,7 +54,7 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MIN_BASE64_CHARS = 64  # a bare string at least this long made only of base64 characters is read as base64
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 384_000
-DEFAULT_MAX_AUDIO_SECONDS = 2 * 3600.0  # the whole clip's log-mel is computed at once; see AudioLimits
+DEFAULT_MAX_AUDIO_SECONDS = 24 * 3600.0  # a day of audio; see AudioLimits
 BLOCK_FRAMES = 4096          # frames decoded per read (4096 x channels x 4 bytes held at a time)
 UNKNOWN_LENGTH = 2 ** 63 - 1  # libsndfile's frame count for a stream that does not declare its length
 
@@ -76,9 +76,10 @@ class FetchOptions:
 class AudioLimits:
     """Admission rules for audio, applied before anything large is allocated.
 
-    ``max_seconds`` bounds memory: a clip's log-mel is computed in one piece, which peaks at about
-    36 MB per minute of audio (frames, spectrum and power held together; 80 bins), so the default of
-    2 hours stays under 5 GB. Sample rates outside ``min_rate``..``max_rate`` are not
+    ``max_seconds`` bounds the work one input can ask for. On the NumPy backend memory does not grow
+    with it (the log-mel is made window by window from the input read twice); backends that take a
+    whole clip's log-mel (Paddle) peak at about 36 MB per minute of audio (frames, spectrum and power
+    held together; 80 bins). Sample rates outside ``min_rate``..``max_rate`` are not
     recordings but damaged or hostile headers (a 1 Hz header turns 2000 samples into 33 minutes).
     """
 
@@ -389,9 +390,14 @@ class NativeStderr:
 
     def summary(self, most: int = 2) -> str:
         """The first ``most`` distinct decoder complaints, without their source locations."""
-        said = [re.sub(r"^\[[^\]]*\]\s*", "", line).strip() for line in self.lines]
-        said = list(dict.fromkeys(line for line in said if line))
-        return "; ".join(said[:most]) + (f" (+{len(said) - most} more)" if len(said) > most else "")
+        return decoder_summary(self.lines, most)
+
+
+def decoder_summary(lines: Iterable[str], most: int = 2) -> str:
+    """The first ``most`` distinct lines of C decoders' complaints, without their source locations."""
+    said = [re.sub(r"^\[[^\]]*\]\s*", "", line).strip() for line in lines]
+    said = list(dict.fromkeys(line for line in said if line))
+    return "; ".join(said[:most]) + (f" (+{len(said) - most} more)" if len(said) > most else "")
 
 
 # --------------------------------------------------------------------------------------------- base64

@@ -4,6 +4,12 @@ PaddleX takes the log-mel of the WHOLE file (no 30 s of silence appended first),
 floor (max - 8) uses the maximum over the whole file; each 30 s window is then cut from that and padded
 with zeros in the log-mel domain (``pad_or_trim``).
 
+The same values come window by window from ``StreamedLogMel``, in memory that does not grow with the
+file: a first pass over the samples finds the whole file's maximum, a second computes the frames each
+window needs. Both paths compute the power and its mel product in the same blocks of
+``MEL_BLOCK_FRAMES`` frames counted from the file's first frame (``mel_power_blocks``), because BLAS
+may round a product's columns differently when it is cut differently; every other step is per frame.
+
 Precision mirrors paddle's float32 path: the filterbank, window and STFT (pocketfft in float32, the FFT
 that paddle's CPU kernel uses, through scipy's binding) are bit-identical to paddle's, |z| is paddle's
 float64 hypot rounded to float32, and the mel product is one float32 matmul. What remains (Eigen's
@@ -15,6 +21,7 @@ import functools
 import importlib.machinery
 import importlib.util
 import os
+from typing import Callable, Iterable, Iterator, List, Protocol, Tuple
 
 import numpy as np
 
@@ -28,6 +35,7 @@ N_MELS = 80
 POWER_FLOOR = 1e-10  # mel power is clamped here before log10
 DYNAMIC_RANGE = 8.0  # log10 units (80 dB) kept below the file's maximum
 LOG_MEL_SHIFT = 4.0  # log-mel values are mapped by (x + 4) / 4
+MEL_BLOCK_FRAMES = 3000  # frames per power/mel-product block, counted from the file's first frame
 # The largest sample magnitude whose log-mel is sure to stay finite: a frame's |FFT| is at most
 # N_FFT * peak, its square must stay below float32's maximum, and every mel filter's weights sum to
 # less than 1 (0.027 for 80 bins, 0.042 for 128). Full scale is 1.0; beyond this the mel overflows.
@@ -109,6 +117,21 @@ def _real_fft():
     return through_scipy_fft
 
 
+def frames_power(padded: np.ndarray, n_frames: int) -> np.ndarray:
+    """|STFT|^2 float32 [n_fft // 2 + 1, n_frames] of the first ``n_frames`` frames of a padded signal.
+
+    ``padded`` holds the reflect-padded signal from a frame's start: frame t is padded[t * HOP_LENGTH:][:N_FFT],
+    multiplied by the periodic Hann window and put through a one-sided float32 FFT. Each frame's values
+    depend on its own samples only.
+    """
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:n_frames]  # [T, N_FFT]
+    spectrum = _real_fft()(frames * hann_window(N_FFT), (1,), True, 0, None, 1)  # [T, F] complex64
+    # |z| as paddle takes it: float64 hypot rounded to float32 (squares of float32 parts are exact in float64)
+    energy = np.square(spectrum.real, dtype=np.float64) + np.square(spectrum.imag, dtype=np.float64)  # [T, F]
+    magnitude = np.sqrt(energy).astype(np.float32)  # [T, F]
+    return (magnitude * magnitude).T  # [F, T] float32
+
+
 def power_spectrum(audio: np.ndarray) -> np.ndarray:
     """|STFT|^2 in float32 [n_fft // 2 + 1, len(audio) // HOP_LENGTH].
 
@@ -116,14 +139,63 @@ def power_spectrum(audio: np.ndarray) -> np.ndarray:
     FFT; the last frame of the centred STFT is dropped, leaving one frame per full hop of audio.
     """
     audio = np.asarray(audio, dtype=np.float32)  # [N]
-    n_frames = audio.shape[0] // HOP_LENGTH
-    padded = np.pad(audio, N_FFT // 2, mode="reflect")  # [N + N_FFT]
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:n_frames]  # [T, N_FFT]
-    spectrum = _real_fft()(frames * hann_window(N_FFT), (1,), True, 0, None, 1)  # [T, F] complex64
-    # |z| as paddle takes it: float64 hypot rounded to float32 (squares of float32 parts are exact in float64)
-    energy = np.square(spectrum.real, dtype=np.float64) + np.square(spectrum.imag, dtype=np.float64)  # [T, F]
-    magnitude = np.sqrt(energy).astype(np.float32)  # [T, F]
-    return (magnitude * magnitude).T  # [F, T] float32
+    return frames_power(np.pad(audio, N_FFT // 2, mode="reflect"), audio.shape[0] // HOP_LENGTH)  # [F, T]
+
+
+def mel_power(filters: np.ndarray, padded: np.ndarray, n_frames: int) -> np.ndarray:
+    """Mel power of ``n_frames`` frames of a padded signal, clamped at POWER_FLOOR: float32 [n_mels, n_frames]."""
+    return np.maximum(filters @ frames_power(padded, n_frames), np.float32(POWER_FLOOR))  # [n_mels, n_frames]
+
+
+def mel_power_blocks(pieces: Iterable[np.ndarray], n_mels: int = N_MELS) -> Iterator[np.ndarray]:
+    """16 kHz mono float32 pieces of any sizes, in order -> clamped mel power of consecutive frame blocks.
+
+    Yields float32 [n_mels, MEL_BLOCK_FRAMES] blocks (the last one shorter) covering the frames 0 ..
+    N // HOP_LENGTH - 1 of the whole signal, equal to the whole signal's values: the signal is reflected
+    at its two ends only, as ``power_spectrum`` pads it. At most one block of samples is held.
+    """
+    filters = mel_filters(n_mels)  # [n_mels, F]
+    half, block = N_FFT // 2, MEL_BLOCK_FRAMES
+    padded = np.zeros(0, np.float32)  # the padded signal from index `origin` on
+    origin = received = next_frame = 0
+    started = False  # True once the start's reflection is in `padded`
+    for piece in pieces:
+        padded = np.concatenate([padded, np.asarray(piece, np.float32)])  # [<= block * HOP_LENGTH + N_FFT + n]
+        received += len(piece)
+        if not started and received > half:
+            padded = np.concatenate([padded[1:half + 1][::-1], padded])  # reflect the first samples
+            started = True
+        # a whole block is ready once its last frame's samples have arrived (its frames then exist)
+        while started and received >= (next_frame + block - 1) * HOP_LENGTH + N_FFT - half:
+            start = next_frame * HOP_LENGTH - origin
+            yield mel_power(filters, padded[start:start + (block - 1) * HOP_LENGTH + N_FFT], block)
+            next_frame += block
+            padded = padded[next_frame * HOP_LENGTH - origin:]
+            origin = next_frame * HOP_LENGTH
+    n_frames = received // HOP_LENGTH
+    if next_frame >= n_frames:
+        return
+    if started:
+        tail = padded[len(padded) - half - 1:len(padded) - 1][::-1]  # reflect the last samples
+        padded = np.concatenate([padded, tail])
+    else:  # fewer samples than the padding: np.pad reflects them back and forth
+        padded, origin = np.pad(padded, half, mode="reflect"), 0
+    while next_frame < n_frames:
+        count = min(block, n_frames - next_frame)
+        start = next_frame * HOP_LENGTH - origin
+        yield mel_power(filters, padded[start:start + (count - 1) * HOP_LENGTH + N_FFT], count)
+        next_frame += count
+
+
+def log_of_power(power: np.ndarray) -> np.ndarray:
+    """log10 of clamped mel power, correctly rounded to float32 (before the floor and the shift)."""
+    return np.log10(power.astype(np.float64)).astype(np.float32)  # [n_mels, T]
+
+
+def scaled_log_mel(log_spec: np.ndarray, ceiling: np.float32) -> np.ndarray:
+    """log10 mel power -> the model's input: floored at (the file's maximum ``ceiling`` - 8), mapped by (x + 4) / 4."""
+    log_spec = np.maximum(log_spec, ceiling - np.float32(DYNAMIC_RANGE))  # [n_mels, T]
+    return (log_spec + np.float32(LOG_MEL_SHIFT)) / np.float32(LOG_MEL_SHIFT)  # [n_mels, T]
 
 
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = N_MELS) -> np.ndarray:
@@ -138,11 +210,8 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = N_MELS) -> np.ndarray:
         raise ValueError(f"expected mono audio of shape [N], got {audio.shape}")
     if audio.shape[0] < HOP_LENGTH:
         return np.zeros((n_mels, 0), dtype=np.float32)
-    mel = mel_filters(n_mels) @ power_spectrum(audio)  # [n_mels, T] float32
-    mel = np.maximum(mel, np.float32(POWER_FLOOR))  # [n_mels, T]
-    log_spec = np.log10(mel.astype(np.float64)).astype(np.float32)  # [n_mels, T] correctly rounded log10
-    log_spec = np.maximum(log_spec, log_spec.max() - np.float32(DYNAMIC_RANGE))  # [n_mels, T]
-    return (log_spec + np.float32(LOG_MEL_SHIFT)) / np.float32(LOG_MEL_SHIFT)  # [n_mels, T]
+    log_spec = log_of_power(np.concatenate(list(mel_power_blocks([audio], n_mels)), axis=1))  # [n_mels, T]
+    return scaled_log_mel(log_spec, log_spec.max())  # [n_mels, T]
 
 
 def pad_or_trim(mel: np.ndarray, length: int = N_FRAMES) -> np.ndarray:
@@ -155,3 +224,70 @@ def pad_or_trim(mel: np.ndarray, length: int = N_FRAMES) -> np.ndarray:
         return np.ascontiguousarray(mel[..., :length])  # [n_mels, length]
     pad = [(0, 0)] * (mel.ndim - 1) + [(0, length - n)]
     return np.pad(mel, pad)  # [n_mels, length]
+
+
+# ------------------------------------------------------------------------- windows of a long signal
+
+
+class MelWindows(Protocol):
+    """The log-mel of one clip, handed out a 30 s window at a time (seeks in increasing order)."""
+
+    n_frames: int  # mel frames in the whole clip
+
+    def window(self, seek: int) -> np.ndarray:
+        """Frames seek .. seek + N_FRAMES, zero-padded past the end: float32 [n_mels, N_FRAMES]."""
+
+
+class WholeLogMel:
+    """``MelWindows`` over a log-mel already computed for the whole clip [n_mels, T]."""
+
+    def __init__(self, mel: np.ndarray):
+        self.mel = mel  # [n_mels, T]
+        self.n_frames = mel.shape[-1]
+
+    def window(self, seek: int) -> np.ndarray:
+        """[n_mels, N_FRAMES] from frame ``seek``."""
+        return pad_or_trim(self.mel[:, seek:], N_FRAMES)  # [n_mels, 3000]
+
+
+class StreamedLogMel:
+    """``MelWindows`` of a signal of any length, equal to ``log_mel_spectrogram``'s, in bounded memory.
+
+    ``pieces()`` must give the same 16 kHz mono float32 pieces, from the start, each time it is called
+    (a file decoded again, or slices of an array). The first pass, here, finds the frame count and the
+    log-mel maximum that sets every frame's floor. Windows then come from a second pass that keeps only
+    the blocks the current window covers; a seek before them starts the pass again.
+    """
+
+    def __init__(self, pieces: Callable[[], Iterable[np.ndarray]], n_mels: int = N_MELS):
+        self.pieces, self.n_mels = pieces, n_mels
+        self.n_frames, ceiling = 0, None
+        for power in mel_power_blocks(pieces(), n_mels):  # [n_mels, <= MEL_BLOCK_FRAMES]
+            peak = log_of_power(power).max()
+            ceiling = peak if ceiling is None else max(ceiling, peak)
+            self.n_frames += power.shape[1]
+        self.ceiling = ceiling
+        self._restart()
+
+    def window(self, seek: int) -> np.ndarray:
+        """[n_mels, N_FRAMES] from frame ``seek``: the frames that exist, then zeros."""
+        end = min(seek + N_FRAMES, self.n_frames)
+        if seek < (self._kept[0][0] if self._kept else self._computed):
+            self._restart()
+        while self._computed < end:
+            power = next(self._blocks)  # [n_mels, n]
+            self._kept.append((self._computed, scaled_log_mel(log_of_power(power), self.ceiling)))
+            self._computed += power.shape[1]
+        self._kept = [(first, mel) for first, mel in self._kept if first + mel.shape[1] > seek]
+        out = np.zeros((self.n_mels, N_FRAMES), np.float32)  # [n_mels, 3000]
+        for first, mel in self._kept:
+            lo, hi = max(first, seek), min(first + mel.shape[1], end)
+            if lo < hi:
+                out[:, lo - seek:hi - seek] = mel[:, lo - first:hi - first]
+        return out
+
+    def _restart(self) -> None:
+        """Begin the second pass (again) from the first frame; the pieces are read when a window needs them."""
+        self._blocks: Iterator[np.ndarray] = mel_power_blocks(self.pieces(), self.n_mels)
+        self._kept: List[Tuple[int, np.ndarray]] = []  # (first frame, log-mel [n_mels, n]) in order
+        self._computed = 0  # frames this pass has produced

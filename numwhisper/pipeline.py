@@ -10,13 +10,13 @@ import dataclasses
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from .audio import load_audio
+from .audio import open_samples
 from .decoding import DecodingOptions
 from .devices import Device, resolve_device
 from .formats.hub import DEFAULT_MODEL
 from .inputs import AudioLimits, WorkItem, expand_inputs
 from .result import Result
-from .transcription import WhisperModel, load_model, transcribe_samples
+from .transcription import WhisperModel, load_model, transcribe_audio
 
 PIPELINE_NAME = "multilingual_speech_recognition"
 CONFIG_FILE = f"{PIPELINE_NAME}.yaml"
@@ -129,8 +129,8 @@ def transcribe_item(model: WhisperModel, item: WorkItem, options: DecodingOption
     """
     if item.error is not None:
         raise item.error
-    audio = load_audio(item.source, item.sample_rate, paddlex=options.paddlex, name=item.name, limits=limits)  # [N]
-    return transcribe_samples(model, audio, options, item.input_path, progress=progress)
+    samples = open_samples(item.source, item.sample_rate, paddlex=options.paddlex, name=item.name, limits=limits)
+    return transcribe_audio(model, samples, options, item.input_path, progress=progress)
 
 
 class Pipeline:

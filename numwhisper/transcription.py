@@ -2,9 +2,11 @@
 
 ``load_model`` makes a ``WhisperModel`` (a backend and its tokenizers) from a model name or path;
 ``transcribe`` reads any input and runs the loop (``transcribe_samples`` for samples already at
-16 kHz, ``transcribe_mel`` for a whole clip's log-mel).
+16 kHz, ``transcribe_mel`` for a clip's log-mel).
 
-The log-mel of the whole clip is cut into windows starting at ``seek`` (in mel frames). Each window
+The log-mel of the whole clip is cut into windows starting at ``seek`` (in mel frames). On the NumPy
+backend the windows are computed as the loop reaches them from the input read a second time
+(``mel.StreamedLogMel``), with the same values, so memory does not grow with the clip. Each window
 is decoded (with temperature fallback when the result is too repetitive or too unlikely), skipped
 when it looks like silence, and split into segments at pairs of adjacent timestamp tokens. The next
 window starts at the last closing timestamp, or 30 s later when the window had no such pair. With
@@ -23,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .audio import load_audio
+from .audio import Samples, open_samples
 from .backend import Backend, load_backend
 from .decoding import (DecodingOptions, DecodingResult, DecodingTask, choose_language, detect_language,
                        needs_detection, sampling_generator, text_of)
@@ -31,7 +33,7 @@ from .devices import Device, resolve_device
 from .formats.checkpoint import Checkpoint
 from .formats.hub import load_checkpoint
 from .inputs import AudioLimits
-from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, pad_or_trim
+from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, MelWindows, WholeLogMel
 from .tokenizer import Tokenizer
 
 
@@ -73,8 +75,7 @@ class WhisperModel:
 
     def detect_language(self, audio, sample_rate: Optional[int] = None) -> Tuple[str, dict]:
         """Language of the first 30 s of any input (path, URL, bytes, base64, array) -> (code, {code: probability})."""
-        samples = load_audio(audio, sample_rate)  # [N]
-        window = encode_window(self, self.backend.log_mel(samples), 0)
+        window = encode_window(self, log_mel_windows(self, open_samples(audio, sample_rate)), 0)
         return detect_language(self.backend, self.tokenizer, window.features, window.cross)
 
     @property
@@ -104,11 +105,27 @@ class Window:
     cross: Any  # the backend's cross-attention state of these features
 
 
-def encode_window(model: WhisperModel, mel: np.ndarray, seek: int) -> Window:
-    """Encode the window of the whole-clip log-mel [n_mels, T] that starts at frame ``seek``."""
-    segment = pad_or_trim(mel[:, seek:], N_FRAMES)  # [n_mels, 3000]
+def as_windows(mel: Union[np.ndarray, MelWindows]) -> MelWindows:
+    """A clip's log-mel as windows: a whole-clip array [n_mels, T] is wrapped (``mel.WholeLogMel``)."""
+    return WholeLogMel(mel) if isinstance(mel, np.ndarray) else mel
+
+
+def encode_window(model: WhisperModel, mel: Union[np.ndarray, MelWindows], seek: int) -> Window:
+    """Encode the window of a clip's log-mel (windows, or a whole-clip array [n_mels, T]) that starts at frame ``seek``."""
+    segment = as_windows(mel).window(seek)  # [n_mels, 3000]
     features = model.backend.encode(segment)  # [n_audio_ctx, d]
     return Window(seek=seek, features=features, cross=model.backend.cross_kv(features))
+
+
+def log_mel_windows(model: WhisperModel, samples: Samples) -> MelWindows:
+    """The log-mel windows of an input: streamed when the backend offers it, else its whole-clip log-mel.
+
+    The first pass over the input happens here, so an unreadable input fails here (InputError).
+    """
+    streamed = getattr(model.backend, "log_mel_windows", None)
+    if streamed is None:
+        return WholeLogMel(model.backend.log_mel(samples.all()))
+    return samples.explained(lambda: streamed(samples.pieces))
 
 
 def decode_with_fallback(model: WhisperModel, tokenizer: Tokenizer, window: Window, options: DecodingOptions,
@@ -189,7 +206,7 @@ def split_window(tokenizer: Tokenizer, options: DecodingOptions, seek: int, resu
     return [segment] if segment is not None else [], N_FRAMES, tokens
 
 
-WindowEncoder = Callable[[WhisperModel, np.ndarray, int], Window]
+WindowEncoder = Callable[[WhisperModel, MelWindows, int], Window]
 
 
 def transcribe(model: Union[WhisperModel, str], audio, options: DecodingOptions = DecodingOptions(), *,
@@ -199,7 +216,8 @@ def transcribe(model: Union[WhisperModel, str], audio, options: DecodingOptions 
 
     ``audio``: anything ``inputs.load_input`` reads (a path, URL, bytes, base64 text, or an int or float
     PCM array [N] / [N, channels] at ``sample_rate``, default 16 kHz).
-    ``encode(model, mel, seek)`` encodes a window (default ``encode_window``); a memoising one lets
+    ``encode(model, mel, seek)`` encodes the window ``mel.window(seek)`` of the clip's log-mel
+    (``mel.MelWindows``; default ``encode_window``); a memoising one lets
     several transcriptions of the same audio share the encoder's work. ``limits``: the admission rules
     for the audio (duration, sample rate); an input outside them raises InputError before it is decoded.
     Returns {"input_path", "result": {"text", "segments": [{"id", "seek", "start", "end", "text",
@@ -208,28 +226,36 @@ def transcribe(model: Union[WhisperModel, str], audio, options: DecodingOptions 
     if isinstance(model, str):
         model = load_model(model)
     input_path = str(audio) if isinstance(audio, (str, Path)) else None
-    samples = load_audio(audio, sample_rate, paddlex=options.paddlex, limits=limits)  # [N]
-    return transcribe_samples(model, samples, options, input_path, encode=encode)
+    samples = open_samples(audio, sample_rate, paddlex=options.paddlex, limits=limits)
+    return transcribe_audio(model, samples, options, input_path, encode=encode)
+
+
+def transcribe_audio(model: WhisperModel, samples: Samples, options: DecodingOptions,
+                     input_path: Optional[str] = None, encode: WindowEncoder = encode_window,
+                     progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    """An opened input (``audio.open_samples``) -> PaddleX's result dict {"input_path", "result"}."""
+    result = transcribe_mel(model, log_mel_windows(model, samples), options, encode=encode, progress=progress)
+    return {"input_path": input_path, "result": result}
 
 
 def transcribe_samples(model: WhisperModel, samples: np.ndarray, options: DecodingOptions,
                        input_path: Optional[str] = None, encode: WindowEncoder = encode_window,
                        progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """16 kHz mono float32 samples [N] -> PaddleX's result dict {"input_path", "result"}."""
-    mel = model.backend.log_mel(samples)  # [n_mels, T]
-    result = transcribe_mel(model, mel, options, encode=encode, progress=progress)
-    return {"input_path": input_path, "result": result}
+    return transcribe_audio(model, open_samples(samples), options, input_path, encode=encode, progress=progress)
 
 
-def transcribe_mel(model: WhisperModel, mel: np.ndarray, options: DecodingOptions,
+def transcribe_mel(model: WhisperModel, mel: Union[np.ndarray, MelWindows], options: DecodingOptions,
                    encode: WindowEncoder = encode_window,
                    progress: Optional[Callable[[int, int], None]] = None) -> dict:
-    """PaddleX's long-form loop over a whole clip's log-mel [n_mels, T] -> {"text", "segments", "language"}.
+    """PaddleX's long-form loop over a clip's log-mel (``MelWindows``, or the whole clip's [n_mels, T])
+    -> {"text", "segments", "language"}.
 
     ``progress(done_frames, total_frames)`` is called after each window.
     """
     tokenizer = model.tokenizer_for(options)
-    n_frames = mel.shape[-1]
+    mel = as_windows(mel)
+    n_frames = mel.n_frames
     window, detected = None, None
     if needs_detection(tokenizer, options):
         window = encode(model, mel, 0)

@@ -54,13 +54,12 @@ def memoised_encoder():
     Only the encoder's output is kept (2.3 MB a window for tiny.en); the cross-attention keys and
     values are recomputed each time, so the memo stays small.
     """
-    from numwhisper.mel import N_FRAMES, pad_or_trim
     from numwhisper.transcription import Window
 
     features = {}
 
     def encode(model, mel, seek):
-        segment = pad_or_trim(mel[:, seek:], N_FRAMES)  # [n_mels, 3000]
+        segment = mel.window(seek)  # [n_mels, 3000]
         key = hashlib.sha1(segment.tobytes()).hexdigest()
         if key not in features:
             features[key] = model.backend.encode(segment)  # [n_audio_ctx, d]

@@ -30,7 +30,7 @@ import numpy as np
 from ..audio import load_audio
 from ..backend import Backend
 from ..decoding import COMPAT_PADDLEX, DecodingOptions
-from ..mel import N_FRAMES, pad_or_trim
+from ..mel import N_FRAMES, MelWindows, pad_or_trim
 from ..tokenizer import Tokenizer
 from ..transcription import WhisperModel, Window, transcribe
 from . import contract, files
@@ -249,13 +249,13 @@ def memo_encode(memo: dict, backend: Backend, segment: np.ndarray) -> np.ndarray
     return memo[key][1]
 
 
-def shared_encoder(memo: Optional[dict] = None) -> Callable[[WhisperModel, np.ndarray, int], Window]:
+def shared_encoder(memo: Optional[dict] = None) -> Callable[[WhisperModel, MelWindows, int], Window]:
     """A window encoder for ``transcribe`` that encodes each distinct window once per backend
     (``memo_encode`` into ``memo``, a new dict when None); the cross-attention state is remade each time."""
     features = {} if memo is None else memo
 
-    def encode(model: WhisperModel, mel: np.ndarray, seek: int) -> Window:
-        out = memo_encode(features, model.backend, pad_or_trim(mel[:, seek:], N_FRAMES))  # [n_audio_ctx, d]
+    def encode(model: WhisperModel, mel: MelWindows, seek: int) -> Window:
+        out = memo_encode(features, model.backend, mel.window(seek))  # [n_audio_ctx, d]
         return Window(seek, out, model.backend.cross_kv(out))
 
     return encode

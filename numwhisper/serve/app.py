@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException
 from ..errors import PaddleXFailure
 from ..mel import SAMPLE_RATE
 from ..threads import set_num_threads
-from ..transcription import WhisperModel, transcribe_samples
+from ..transcription import WhisperModel, transcribe_mel
 from .config import ServeConfig
 from .schema import (HEALTHY_MESSAGE, RESPONSE_FORMATS, ErrorResponse, InferRequest, InferResponse,
                             error_response, infer_result, new_log_id, openai_body, openai_error)
@@ -172,9 +172,9 @@ class Transcriber:
 
     def work(self, source: Source, options) -> Tuple[dict, float]:
         """In a worker thread: decode the audio and transcribe it -> (PaddleX's result dict, seconds of audio)."""
-        audio = read_audio(source, self.policy, options.paddlex)  # [N]
-        result = transcribe_samples(self.model, audio, options)
-        return result, audio.shape[0] / SAMPLE_RATE
+        samples, mel = read_audio(source, self.policy, self.model, options.paddlex)
+        result = {"input_path": None, "result": transcribe_mel(self.model, mel, options)}
+        return result, samples.n_samples / SAMPLE_RATE
 
     async def run(self, source: Source, options=None) -> Tuple[dict, float]:
         """Queue one transcription for the workers and wait for it."""

@@ -12,8 +12,9 @@ A request's ``audio`` string is read as:
 
 Work is split in two: ``resolve`` (network and text: fetch the URL, decode the base64, check the
 path) runs while the request waits its turn, so it holds at most the bounded raw bytes;
-``read_audio`` (decode, resample) runs in an inference worker, so only the running requests hold
-decoded audio. Every refusal is a ``Refused`` carrying the HTTP status to answer with.
+``read_audio`` (decode, resample, the log-mel's first pass) runs in an inference worker, and the
+audio is decoded again as the log-mel's windows are reached, so no request holds its decoded audio
+whole. Every refusal is a ``Refused`` carrying the HTTP status to answer with.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Iterable, Tuple, Union
 
-import numpy as np
-
-from ..audio import load_audio
+from ..audio import Samples, open_samples
 from ..errors import InputError
 from ..inputs import AUDIO_SUFFIXES, AudioLimits, FetchOptions, base64_payload, fetch_url, is_url, looks_like_base64
+from ..mel import MelWindows
+from ..transcription import WhisperModel, log_mel_windows
 
-DEFAULT_MAX_AUDIO_SECONDS = 1800.0
+DEFAULT_MAX_AUDIO_SECONDS = 3 * 3600.0  # a bound on one request's work; its memory does not grow with it
 BASE64_NAME = "audio (base64)"
 
 
@@ -121,14 +122,16 @@ def resolve(text: str, policy: SourcePolicy) -> Source:
     return Source(text, allowed_path(text, policy.allow_dirs))
 
 
-def read_audio(source: Source, policy: SourcePolicy, paddlex: bool = False) -> np.ndarray:
-    """A Source -> 16 kHz mono float32 [N]; Refused (400) for audio that is unreadable or outside the limits.
+def read_audio(source: Source, policy: SourcePolicy, model: WhisperModel, paddlex: bool = False
+               ) -> Tuple[Samples, MelWindows]:
+    """A Source -> (its Samples, its log-mel windows); Refused (400) for audio that is unreadable or outside
+    the limits.
 
     The limits are the library's admission rules (``inputs.AudioLimits``) with the operator's maximum
     duration, checked against the header before decoding and against the samples while decoding.
     """
     try:
-        audio = load_audio(source.data, paddlex=paddlex, name=source.name, limits=policy.limits)  # [N]
+        samples = open_samples(source.data, paddlex=paddlex, name=source.name, limits=policy.limits)
+        return samples, log_mel_windows(model, samples)
     except InputError as err:
         raise Refused(400, str(err)) from None
-    return audio
