@@ -7,10 +7,13 @@ directory is atomic, so a reader never sees half a file, and a failure leaves no
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, List
+
+TEMPORARY_SUFFIX = ".partial"
 
 
 def default_permissions(path: Path, directory: bool = False) -> None:
@@ -25,7 +28,7 @@ def staged(path: Path, write: Callable[[Path], None]) -> Path:
 
     The temporary is removed again if ``write`` (or anything before the return) fails.
     """
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     os.close(fd)
     temporary = Path(name)
     try:
@@ -47,3 +50,19 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def leftovers(path: Path) -> List[Path]:
+    """The temporaries of ``path`` still on disk: what a process killed while writing it left behind."""
+    path = Path(path)
+    return [Path(p) for p in glob.glob(os.path.join(glob.escape(str(path.parent)),
+                                                   f".{glob.escape(path.name)}.*{TEMPORARY_SUFFIX}"))]
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete ``leftovers(path)`` (those that are already gone, or cannot be deleted, are let be)."""
+    for leftover in leftovers(path):
+        try:
+            leftover.unlink()
+        except OSError:
+            pass

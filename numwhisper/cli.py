@@ -1,30 +1,34 @@
-"""``python -m numwhisper AUDIO ...``: transcribe files, directories and URLs from the command line.
+"""``python -m numwhisper AUDIO ...``: transcribe files, directories, list files and URLs from the command line.
 
 Options carry openai-whisper's names where they exist, and PaddleX's spellings too (``--input``,
 ``--save_path``, ``--device``, ``--pipeline``, ``--get_pipeline_config``). Each input prints its
-PaddleX-shaped result; a bad input prints one ``error:`` line and the others still run.
+PaddleX-shaped result as it finishes; a bad input prints one ``error:`` line and the others still run.
+The batch options (``--skip_existing``, ``--summary``, ``--workers``, ``--executor``) are parsed and
+shown here; planning and running the job is ``batch``'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
-from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence, Union
 
 from .arguments import optional_float, optional_int, positive_int, str2bool
+from .batch import (FAILED, SKIPPED, Job, Outcome, Summary, Task, header_seconds, plan_tasks, run_local_job,
+                    split_skipped)
 from .decoding import COMPAT_PADDLEX, DecodingOptions
-from .devices import resolve_device
+from .devices import Device, resolve_device
 from .errors import EXIT_ERROR, ModelFileError, print_error, printable
 from .formats.hub import DEFAULT_MODEL, SUPPORTED
-from .inputs import DEFAULT_MAX_AUDIO_SECONDS, AudioLimits, WorkItem, expand_inputs
-from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config, transcribe_item
-from .progress import ProgressBar
+from .inputs import DEFAULT_MAX_AUDIO_SECONDS, LIST_SUFFIXES, AudioLimits, expand_inputs
+from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config
+from .progress import JobBar, ProgressBar
 from .result import Result
-from .threads import set_num_threads
-from .transcription import load_model
-from .writers import ALL, WRITERS, write_result
+from .writers import ALL, WRITERS
+
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a command ended by SIGINT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = DecodingOptions()
     p = argparse.ArgumentParser(prog="numwhisper", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("audio", nargs="*", help="audio files, directories or http(s) URLs")
+    p.add_argument("audio", nargs="*", help="audio files, directories, http(s) URLs, or list files "
+                                            f"({', '.join(LIST_SUFFIXES)}) naming them")
     p.add_argument("--input", action="append", default=[], help="an input, PaddleX's spelling (repeatable)")
     p.add_argument("--model", default=None, help=f"model name (tiny .. large-v3-turbo; default {DEFAULT_MODEL}) or "
                                                  f"path: {SUPPORTED}")
@@ -43,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="cpu (NumPy), paddle:cpu (Paddle on the CPU), gpu:N, npu:N, xpu:N, mlu:N, dcu:N (Paddle); "
                         "default: gpu:0 when Paddle sees a GPU, else cpu")
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads (default: all cores; with --workers N, split between them, default 1 each)")
     p.add_argument("--max-audio-seconds", "--max_audio_seconds", dest="max_audio_seconds", type=float,
                    default=DEFAULT_MAX_AUDIO_SECONDS,
                    help=f"longer inputs are refused before they are decoded (default {DEFAULT_MAX_AUDIO_SECONDS:g})")
@@ -51,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the output files (default: print only)")
     p.add_argument("--output_format", "-f", default=None, choices=[*WRITERS, ALL],
                    help="file format(s) to write into --output_dir (default: json)")
+    p.add_argument("--skip_existing", action="store_true",
+                   help="do not transcribe an input whose every output file is already in --output_dir")
+    p.add_argument("--summary", default=None, metavar="FILE",
+                   help="append one JSON line per finished input (input, status, error, audio_seconds, "
+                        "wall_seconds, language); the file is itself a list of inputs")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="worker processes, each with the model loaded once (default 1: this process)")
+    p.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="where the inputs run: this machine, or a dask cluster (--address)")
+    p.add_argument("--address", default=None, help="the dask scheduler's address, with --executor dask")
     p.add_argument("--verbose", type=str2bool, default=True, help="progress on stderr (True/False)")
     p.add_argument("--task", default=defaults.task, choices=["transcribe", "translate"])
     p.add_argument("--language", default=defaults.language, help="language code or name (default: detect)")
@@ -88,23 +104,20 @@ def chosen_model(args: argparse.Namespace) -> str:
     return DEFAULT_MODEL
 
 
-def batch_stem(result: Result, number: int, used: set) -> str:
-    """The file stem for a batch's output: the input's stem, else its whole file name, else with ``_number``.
-
-    Two inputs with one stem (``a.mp3`` and ``a.ogg``, or equal names in two directories) must not
-    overwrite each other's output.
-    """
-    stem = result.stem()
-    if stem in used and result.get("input_path"):
-        stem = Path(str(result["input_path"])).name
-    if stem in used:
-        stem = f"{stem}_{number}"
-    used.add(stem)
-    return stem
+def check_job_options(args: argparse.Namespace) -> None:
+    """The batch options that only make sense together (ValueError, one line, before anything runs)."""
+    if args.skip_existing and not args.output_dir:
+        raise ValueError("--skip_existing needs --output_dir: it skips the inputs whose outputs are there")
+    if args.executor == "dask" and not args.address:
+        raise ValueError("--executor dask needs --address, the dask scheduler (e.g. tcp://host:8786)")
+    if args.executor != "dask" and args.address:
+        raise ValueError("--address is the dask scheduler's; it needs --executor dask")
+    if args.executor == "dask" and args.workers is not None:
+        raise ValueError("--workers is for --executor local; a dask cluster runs as many workers as it has")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Transcribe every input; 0 when all succeeded, 2 when any input failed."""
+    """Transcribe every input; 0 when all succeeded (or were skipped), 2 when any input failed."""
     if args.get_pipeline_config:
         if args.get_pipeline_config != PIPELINE_NAME:
             raise ValueError(f"unknown pipeline {args.get_pipeline_config!r}; numwhisper has {PIPELINE_NAME!r}")
@@ -112,47 +125,103 @@ def run(args: argparse.Namespace) -> int:
         return 0
     inputs = [*args.audio, *args.input]
     if not inputs:
-        raise ValueError("no input given: pass audio files, directories or URLs")
-    device = resolve_device(args.device)  # fails before anything is read
-    options = decoding_options(args)
-    if args.threads is not None:
-        set_num_threads(args.threads)
-    limits = AudioLimits(max_seconds=args.max_audio_seconds)
-    model = load_model(chosen_model(args), device=device)
-    failures, used_stems = 0, set()
-    items = expand_inputs(inputs)
-    show_progress = args.verbose and sys.stderr.isatty()
-    for number, item in enumerate(items, start=1):
-        bar = ProgressBar(f"[{number}/{len(items)}] {printable(item.name)}") if show_progress else None
-        try:
-            result = Result(transcribe_item(model, item, options, progress=bar, limits=limits))
-            if bar is not None:
-                bar.close()
-                bar = None
-            result.print(json_format=True, indent=4, ensure_ascii=False)
-            if args.output_dir:
-                write_result(result, args.output_dir, args.output_format or "json",
-                             stem=batch_stem(result, number, used_stems))
-        except Exception as err:  # noqa: BLE001 - one input's failure, whatever it is, must not stop the batch
-            if bar is not None:
-                bar.close()
-            print_error(failure_message(item, err))
-            failures += 1
-    return EXIT_ERROR if failures else 0
+        raise ValueError("no input given: pass audio files, directories, list files or URLs")
+    check_job_options(args)
+    # a dask cluster's workers resolve the device themselves (they may have what this machine has not)
+    device = args.device if args.executor == "dask" else resolve_device(args.device)  # fails before any read
+    job = Job(options=decoding_options(args), limits=AudioLimits(max_seconds=args.max_audio_seconds),
+              output_dir=os.path.abspath(args.output_dir) if args.output_dir else None,
+              output_format=args.output_format or "json", skip_existing=args.skip_existing)
+    model = chosen_model(args)
+    tasks = plan_tasks(expand_inputs(inputs))
+    display = Display(tasks, shown=args.verbose and sys.stderr.isatty())
+    summary = Summary(args.summary, tasks) if args.summary else None
+    try:
+        for outcome in job_outcomes(args, model, device, tasks, job, display.progress_for):
+            display.report(outcome)
+            if summary is not None:
+                summary.add(outcome)
+    finally:
+        display.close()
+        if summary is not None:
+            summary.close()
+    if display.skipped and args.verbose:
+        print(f"skipped {display.skipped} of {len(tasks)} inputs: their outputs exist (--skip_existing)",
+              file=sys.stderr)
+    return EXIT_ERROR if display.failed else 0
 
 
-def failure_message(item: WorkItem, err: Exception) -> str:
-    """One line for a failed input: its name first, then the cause in words (not a traceback)."""
-    name = printable(item.name)
-    if isinstance(err, MemoryError):
-        cause = "not enough memory to transcribe it"
-    elif isinstance(err, OSError):
-        cause = f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
-    elif isinstance(err, ValueError):
-        cause = str(err)
+def job_outcomes(args: argparse.Namespace, model: str, device: Union[Device, str, None], tasks: Sequence[Task],
+                 job: Job, progress_for) -> Iterator[Outcome]:
+    """The job's Outcomes as tasks finish: those skipped first, then the rest from the chosen executor."""
+    skipped, remaining = split_skipped(tasks, job)
+    yield from skipped
+    if not remaining:
+        return
+    if args.executor == "dask":
+        from .cluster import run_dask_job
+        yield from run_dask_job(args.address, model, device, remaining, job, args.threads or 1)
     else:
-        cause = f"unexpected {type(err).__name__}: {err}"
-    return cause if cause.startswith(name) else f"{name}: {cause}"
+        yield from run_local_job(model, device, remaining, job, workers=args.workers or 1, threads=args.threads,
+                                 progress=progress_for)
+
+
+class Display:
+    """What the user sees of a job: each result printed as it finishes (an ``error:`` line for a
+    failure) and, on a terminal, progress: one input's bar, or the job's bar over files and hours."""
+
+    def __init__(self, tasks: Sequence[Task], shown: bool):
+        self.tasks, self.shown = tasks, shown
+        self.failed = self.skipped = 0
+        self.bar: Optional[ProgressBar] = None
+        self.job_bar: Optional[JobBar] = None
+        if shown and len(tasks) > 1:
+            self.seconds = {task.number: header_seconds(task.item) for task in tasks}
+            known = None not in self.seconds.values()
+            self.job_bar = JobBar(len(tasks), sum(self.seconds.values()) if known else None)
+            self.job_bar.draw()
+
+    def progress_for(self, task: Task):
+        """The per-window callback of a task run in this process: the job bar's, or a bar of its own."""
+        if self.job_bar is not None:
+            return self.job_bar.working
+        if not self.shown:
+            return None
+        self.bar = ProgressBar(f"[{task.number}/{len(self.tasks)}] {printable(task.item.name)}")
+        return self.bar
+
+    def report(self, outcome: Outcome) -> None:
+        """Print an outcome (the result, or its error line) and move the progress on."""
+        self.end_bar()
+        if outcome.status == FAILED:
+            self.failed += 1
+            print_error(outcome.error)
+        elif outcome.status == SKIPPED:
+            self.skipped += 1
+        else:
+            Result(outcome.result).print(json_format=True, indent=4, ensure_ascii=False)
+            sys.stdout.flush()
+        if self.job_bar is not None:
+            known = self.seconds.get(outcome.number)
+            seconds = known if self.job_bar.total_seconds is not None else (outcome.audio_seconds or known)
+            self.job_bar.advance(seconds, failed=outcome.status == FAILED)
+
+    def end_bar(self) -> None:
+        """Take the progress line out of the way of what is printed next."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.job_bar is not None:
+            self.job_bar.clear()
+
+    def close(self) -> None:
+        """End the progress line for good."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.job_bar is not None:
+            self.job_bar.close()
+            self.job_bar = None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -167,3 +236,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return run(args)
     except (ModelFileError, ValueError) as err:
         return print_error(err)
+    except KeyboardInterrupt:
+        print_error("interrupted (run again with --skip_existing to resume the job)")
+        return EXIT_INTERRUPTED

@@ -13,8 +13,8 @@ corrupted block) yields the samples before the damage, in every format. An unusa
 InputError: a ValueError whose message is one line, ``<input>: <cause>``.
 
 For a batch, ``expand_inputs`` turns a list of inputs into work items (a directory becomes its audio
-files); an input that cannot be expanded becomes an item carrying its error instead of stopping the
-batch.
+files, a list file ``.txt``/``.list``/``.lst``/``.tsv``/``.jsonl`` its entries); an input that cannot
+be expanded becomes an item carrying its error instead of stopping the batch.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import dataclasses
 import errno
 import http.client
 import io
+import json
 import math
 import os
 import re
@@ -592,14 +593,120 @@ def directory_items(directory: Path) -> List[WorkItem]:
     return [WorkItem(name=str(p), source=str(p), input_path=str(p)) for p in files]
 
 
+# A list file names a batch's inputs, one per line or row; its entries are read as paths or URLs.
+LIST_SUFFIXES = (".txt", ".list", ".lst", ".tsv", ".jsonl")
+LIST_COLUMNS = ("path", "input")  # the column (.tsv) or key (.jsonl) holding an entry, in order of preference
+MAX_LIST_BYTES = 64 * 1024 * 1024
+
+
+def is_list_file(source) -> bool:
+    """Whether a path input names a list file (by its suffix) rather than audio."""
+    return Path(str(source)).suffix.lower() in LIST_SUFFIXES
+
+
+def list_items(path: Path) -> List[WorkItem]:
+    """A list file's entries as work items, in order.
+
+    ``.txt``, ``.list``, ``.lst``: one path or URL per line, blank lines and ``#`` comments skipped.
+    ``.tsv``: a header row naming a ``path`` (or ``input``) column, then one row per input. ``.jsonl``:
+    one JSON object per line with a ``path`` (or ``input``) key (so a ``--summary`` file is a list).
+    Relative paths are taken relative to the list file's folder; a directory entry gives its audio
+    files. A line that cannot be read becomes an item carrying an error naming the file and the line;
+    the other lines still count. A list file inside a list is refused (no loops).
+    """
+    try:
+        if os.path.getsize(path) > MAX_LIST_BYTES:
+            return [list_error(path, None, f"list file larger than {MAX_LIST_BYTES // (1024 * 1024)} MB")]
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        return [list_error(path, None, f"not UTF-8 text ({err.reason} at byte {err.start})")]
+    except OSError as err:
+        return [list_error(path, None, f"cannot read the list ({err.strerror or err})")]
+    reader = {".tsv": tsv_entries, ".jsonl": jsonl_entries}.get(path.suffix.lower(), text_entries)
+    items: List[WorkItem] = []
+    for line, entry, problem in reader(text):
+        items.extend([list_error(path, line, problem)] if problem else entry_items(path, line, entry))
+    return items
+
+
+def list_error(path: Path, line: Optional[int], cause: str) -> WorkItem:
+    """The work item standing for an unreadable list (``line`` None) or one unreadable line of it."""
+    name = str(path) if line is None else f"{path}, line {line}"
+    return WorkItem(name=name, error=fail(name, cause))
+
+
+# (line number, the entry, what is wrong with the line or None) of each line that holds an entry
+ListEntries = Iterator[Tuple[int, str, Optional[str]]]
+COLUMN_NAMES = " or ".join(repr(name) for name in LIST_COLUMNS)
+
+
+def text_entries(text: str) -> ListEntries:
+    """The entries of a plain list: every line that is neither blank nor a ``#`` comment."""
+    for line, raw in enumerate(text.splitlines(), start=1):
+        entry = raw.strip()
+        if entry and not entry.startswith("#"):
+            yield line, entry, None
+
+
+def tsv_entries(text: str) -> ListEntries:
+    """The entries of a tab-separated list: its ``path`` (or ``input``) column under the header row."""
+    rows = [(line, raw) for line, raw in enumerate(text.splitlines(), start=1)
+            if raw.strip() and not raw.lstrip().startswith("#")]
+    if not rows:
+        return
+    header_line, header = rows[0]
+    names = [name.strip().lower() for name in header.split("\t")]
+    column = next((names.index(name) for name in LIST_COLUMNS if name in names), None)
+    if column is None:
+        yield header_line, "", f"the header row has no {COLUMN_NAMES} column"
+        return
+    for line, raw in rows[1:]:
+        cells = raw.split("\t")
+        entry = cells[column].strip() if column < len(cells) else ""
+        yield line, entry, None if entry else f"no {names[column]!r} value"
+
+
+def jsonl_entries(text: str) -> ListEntries:
+    """The entries of a JSON Lines list: each object's ``path`` (or ``input``) string."""
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except ValueError as err:
+            yield line, "", f"not valid JSON ({getattr(err, 'msg', err)})"
+            continue
+        key = next((key for key in LIST_COLUMNS if isinstance(row, dict) and key in row), None)
+        if key is None:
+            yield line, "", f"not a JSON object with a {COLUMN_NAMES} key"
+        elif not isinstance(row[key], str) or not row[key].strip():
+            yield line, "", f"{key!r} is not a non-empty string"
+        else:
+            yield line, row[key].strip(), None
+
+
+def entry_items(path: Path, line: int, entry: str) -> List[WorkItem]:
+    """The work items of one entry of list file ``path``: a URL, or a path taken relative to the list's folder."""
+    if is_url(entry):
+        return [WorkItem(name=entry, source=entry, input_path=entry)]
+    target = path.parent / Path(entry).expanduser()
+    if path_exists(str(target)) and target.is_dir():
+        return directory_items(target)
+    if is_list_file(target):
+        return [list_error(path, line, f"{entry} is a list file; lists inside lists are not expanded")]
+    return [WorkItem(name=str(target), source=str(target), input_path=str(target))]
+
+
 def expand_one(source, index: int) -> List[WorkItem]:
-    """One user input -> its work items (a directory gives one per audio file)."""
+    """One user input -> its work items (a directory gives one per audio file, a list file one per entry)."""
     kind = kind_of(source)
     if kind == "array":
         return [WorkItem(name=f"input {index} (array)", source=source)]
     if kind == "path":
         if path_exists(source) and Path(source).is_dir():
             return directory_items(Path(source))
+        if is_list_file(source):
+            return list_items(Path(source))
         return [WorkItem(name=str(source), source=str(source), input_path=str(source))]
     if kind == "url":
         return [WorkItem(name=source, source=source, input_path=source)]
@@ -617,7 +724,8 @@ def expand_one(source, index: int) -> List[WorkItem]:
 def expand_inputs(inputs: Iterable) -> List[WorkItem]:
     """Inputs (paths, directories, URLs, base64 text, bytes, arrays or (array, sample_rate) pairs) -> work items.
 
-    Directories expand to their audio files, sorted. Nothing is read yet; an input that cannot be
+    Directories expand to their audio files, sorted; list files to their entries (``list_items``).
+    Nothing is read yet; an input that cannot be
     expanded (an empty directory, an unsupported type) becomes an item carrying its InputError.
     """
     items = []

@@ -9,7 +9,7 @@ Layers, bottom to top; a module may import its own layer and those below it:
     audio        inputs, audio, progress, writers
     network      kernels, ops, model, tokenizer, devices, backend, paddle_backend
     decoding     decoding, transcription
-    facades      pipeline, golden.files, golden.contract, golden.check, golden.reference
+    facades      pipeline, batch, cluster, golden.files, golden.contract, golden.check, golden.reference
     commands     cli, __main__, serve.*, golden.cli, golden.__main__, golden.examples.*
     package      numwhisper (its ``__init__`` names the public API, imported on first use)
 """
@@ -27,7 +27,8 @@ LAYERS = (
     ("audio", ("inputs", "audio", "progress", "writers")),
     ("network", ("kernels", "ops", "model", "tokenizer", "devices", "backend", "paddle_backend")),
     ("decoding", ("decoding", "transcription")),
-    ("facades", ("pipeline", "golden.files", "golden.contract", "golden.check", "golden.reference")),
+    ("facades", ("pipeline", "batch", "cluster",
+                 "golden.files", "golden.contract", "golden.check", "golden.reference")),
     ("commands", ("cli", "__main__", "serve.*", "golden.cli", "golden.__main__", "golden.examples.*")),
     ("package", ("",)),
 )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import checkpoint
+from ..atomic import leftovers
 from ..errors import ModelFileError
 from .checkpoint import Checkpoint
 from .convert import ct2_to_checkpoint
@@ -85,7 +86,7 @@ STALE_PARTIAL_SECONDS = 3600
 def remove_stale_partials(target: Path) -> None:
     """Delete temporary files an interrupted conversion of ``target`` left behind (over an hour old)."""
     now = time.time()
-    for partial in target.parent.glob(f".{target.name}.*.partial"):
+    for partial in leftovers(target):
         if now - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
             partial.unlink(missing_ok=True)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import default_permissions
+from ..atomic import TEMPORARY_SUFFIX, default_permissions
 from ..dims import ModelDims
 from ..errors import ModelFileError
 from ..mel import mel_filters
@@ -78,7 +78,7 @@ def write_paddle_dir(checkpoint: Checkpoint, out_dir, dtype=np.float32) -> None:
     if out_dir.exists():
         raise ModelFileError(f"{out_dir}: already exists; remove it or choose another output")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=TEMPORARY_SUFFIX, dir=out_dir.parent))
     try:
         _fill_paddle_dir(checkpoint, staging, dtype)
         default_permissions(staging, directory=True)
