@@ -208,17 +208,19 @@ class Display:
 
     def end_bar(self) -> None:
         """Take the progress line out of the way of what is printed next."""
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.end_input_bar()
         if self.job_bar is not None:
             self.job_bar.clear()
 
-    def close(self) -> None:
-        """End the progress line for good."""
+    def end_input_bar(self) -> None:
+        """Finish the line of one input's bar, if one is drawn."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def close(self) -> None:
+        """End the progress line for good."""
+        self.end_input_bar()
         if self.job_bar is not None:
             self.job_bar.close()
             self.job_bar = None
