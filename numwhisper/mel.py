@@ -156,25 +156,28 @@ def mel_power_blocks(pieces: Iterable[np.ndarray], n_mels: int = N_MELS) -> Iter
     """
     filters = mel_filters(n_mels)  # [n_mels, F]
     half, block = N_FFT // 2, MEL_BLOCK_FRAMES
-    padded = np.zeros(0, np.float32)  # the padded signal from index `origin` on
+    held: List[np.ndarray] = []  # pieces of the padded signal from index `origin` on, joined once per block
     origin = received = next_frame = 0
-    started = False  # True once the start's reflection is in `padded`
+    started = False  # True once the start's reflection is held
     for piece in pieces:
-        padded = np.concatenate([padded, np.asarray(piece, np.float32)])  # [<= block * HOP_LENGTH + N_FFT + n]
+        held.append(np.asarray(piece, np.float32))
         received += len(piece)
         if not started and received > half:
-            padded = np.concatenate([padded[1:half + 1][::-1], padded])  # reflect the first samples
+            padded = np.concatenate(held)  # [received]
+            held = [padded[1:half + 1][::-1], padded]  # reflect the first samples
             started = True
         # a whole block is ready once its last frame's samples have arrived (its frames then exist)
         while started and received >= (next_frame + block - 1) * HOP_LENGTH + N_FFT - half:
+            padded = np.concatenate(held)  # [<= block * HOP_LENGTH + N_FFT + len(piece)]
             start = next_frame * HOP_LENGTH - origin
             yield mel_power(filters, padded[start:start + (block - 1) * HOP_LENGTH + N_FFT], block)
             next_frame += block
-            padded = padded[next_frame * HOP_LENGTH - origin:]
+            held = [padded[next_frame * HOP_LENGTH - origin:]]
             origin = next_frame * HOP_LENGTH
     n_frames = received // HOP_LENGTH
     if next_frame >= n_frames:
         return
+    padded = np.concatenate(held) if held else np.zeros(0, np.float32)
     if started:
         tail = padded[len(padded) - half - 1:len(padded) - 1][::-1]  # reflect the last samples
         padded = np.concatenate([padded, tail])
