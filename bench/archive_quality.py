@@ -87,6 +87,14 @@ SETTINGS = {
     "d": ("b + c", ["--condition_on_previous_text", "False", "--temperature_increment_on_fallback", "0.2"]),
 }
 BEAM5_SETTINGS = ("a", "d")
+PLAIN = {  # each setting in plain words, for the recommendation
+    "a": "keep PaddleX's defaults",
+    "b": "stop giving each window the previous windows' text as its prompt",
+    "c": "keep giving each window the previous text, but let a window whose text repeats itself or is unlikely "
+         "be decoded again at rising temperatures",
+    "d": "stop giving each window the previous text, and let a window whose text repeats itself or is unlikely "
+         "be decoded again at rising temperatures",
+}
 
 
 def say(message: str) -> None:
@@ -254,13 +262,27 @@ def collapse_from(degenerate: list):
     return None if first is None else first * BIN_S
 
 
+def collapse_words(segments: list, since_s) -> str:
+    """The three commonest words of the segments from ``since_s`` on ("" without a collapse)."""
+    if since_s is None:
+        return ""
+    counts: dict = {}
+    for s in segments:
+        if s["start"] >= since_s:
+            for w in words(s["text"]):
+                counts[w] = counts.get(w, 0) + 1
+    return ", ".join(f'"{w}"' for w in sorted(counts, key=lambda w: -counts[w])[:3])
+
+
 def measure(record: dict, layout: list, reference: str, total_s: int) -> dict:
     """The table's numbers of one run."""
     segments = record["result"]["segments"]
     ref, hyp = words(reference), words(record["result"]["text"])
     degenerate = degenerate_bins(segments, total_s)
-    return {"segments": len(segments), "jfk": jfk_found(segments, layout), "collapse_s": collapse_from(degenerate),
-            "degenerate": sum(degenerate), "bins": len(degenerate), "errors": edit_distance(ref, hyp),
+    collapse_s = collapse_from(degenerate)
+    return {"segments": len(segments), "jfk": jfk_found(segments, layout), "collapse_s": collapse_s,
+            "collapse_words": collapse_words(segments, collapse_s), "degenerate": sum(degenerate),
+            "bins": len(degenerate), "errors": edit_distance(ref, hyp),
             "ref_words": len(ref), "hyp_words": len(hyp),
             "fallbacks": sum(1 for s in segments if s.get("temperature", 0) > 0),
             "wall_s": record["wall_s"], "load": record["load"], "code": record.get("code", "?")}
@@ -280,7 +302,7 @@ def row(model: str, beam, setting: str, m: dict, n_jfk: int) -> str:
     collapse = "none" if m["collapse_s"] is None else f"{m['collapse_s']} s"
     return (f"| {model} | {'greedy' if beam is None else f'beam {beam}'} | {setting}. {SETTINGS[setting][0]} | "
             f"{m['segments']} | {m['jfk']}/{n_jfk} | {collapse} | {m['degenerate']}/{m['bins']} | "
-            f"{100 * m['errors'] / m['ref_words']:.1f}% | {m['fallbacks']} | {m['wall_s']:.0f} s | {m['load']:.1f} |")
+            f"{wer(m):.1f}% | {m['hyp_words']} | {m['fallbacks']} | {m['wall_s']:.0f} s | {m['load']:.1f} |")
 
 
 def report(measured: list, missing: list, layout: list, padded_s: float, total_s: int, audio: Path) -> str:
@@ -299,15 +321,18 @@ def report(measured: list, missing: list, layout: list, padded_s: float, total_s
         f"{JFK_EVERY_S} s ({n_jfk} times), 0.5 s of silence after each clip, {padded_s:.1f} s of extra silence "
         f"in all before the JFK starts and the end. Reference: {ref_words} words.",
         "",
-        "Code: " + "; ".join(dict.fromkeys(m["code"] for *_, m in measured)) + " (the working tree's numwhisper "
-        "package copied when the script started).",
+        "Code (the working tree's numwhisper package, copied when the script started): " + code_lines(measured),
+        "",
+        "The issue's own file (not available here) collapsed with tiny.en's defaults from 833 s (171 segments, "
+        "JFK found twice; 11 times with `--condition_on_previous_text False`). This file is built differently, "
+        "so the collapse starts elsewhere, but it is the same failure.",
         "",
         "Command: `python -m numwhisper FILE --model M --beam_size None|5 --language en --verbose False "
         "--output_dir D --output_format json` + the setting.",
         "",
-        "| model | decoding | setting | segments | JFK found | collapse from | degenerate bins | WER | "
+        "| model | decoding | setting | segments | JFK found | collapse from | degenerate bins | WER | words | "
         "fallbacks | wall | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[row(model, beam, setting, m, n_jfk) for model, beam, setting, m in measured],
         "",
     ]
@@ -321,7 +346,9 @@ def report(measured: list, missing: list, layout: list, padded_s: float, total_s
         "(\"none\": the last bin is not degenerate); degenerate bins = such bins anywhere; WER = word-level "
         "edit distance to the reference concatenation over its word count (lower-cased, punctuation removed; "
         "the datasets' spellings such as \"1455\" or \"Mr.\" keep it above 0 even for a perfect transcript); "
-        "fallbacks = segments decoded at a temperature above 0; wall = the whole process.",
+        "words = the transcript's words (the reference has " + str(ref_words) + "; most of the WER is whole clips "
+        "left out, which every setting does); fallbacks = segments decoded at a temperature above 0; wall = the "
+        "whole process.",
         "",
         "Setting c is temperature fallback as openai-whisper does it (0, 0.2 .. 1.0 while a window's result "
         "is too repetitive or too unlikely; from 0.5 up the next window is not conditioned on it). It is not "
@@ -330,27 +357,99 @@ def report(measured: list, missing: list, layout: list, padded_s: float, total_s
         "",
         "## Recommendation",
         "",
+        "Rule: of the settings with no collapse in any model, the one changing the fewest options among "
+        "those within 1 point of the lowest mean greedy WER (one file cannot tell closer settings apart).",
+        "",
         *recommendation(measured, n_jfk),
     ]
     return "\n".join(lines) + "\n"
 
 
+def code_lines(measured: list) -> str:
+    """Each distinct code label with the runs that used it."""
+    by_code: dict = {}
+    for model, beam, setting, m in measured:
+        by_code.setdefault(m["code"], []).append(f"{model} {'greedy' if beam is None else f'beam {beam}'} {setting}")
+    return "; ".join(f"{code} ({', '.join(runs)})" for code, runs in by_code.items()) + "."
+
+
+def wer(m: dict) -> float:
+    """Word error rate in percent."""
+    return 100 * m["errors"] / m["ref_words"]
+
+
+def changed_options(setting: str) -> int:
+    """How many options a setting changes from PaddleX's defaults."""
+    return len(SETTINGS[setting][1]) // 2
+
+
+def recommended_setting(greedy: dict, models: list) -> tuple:
+    """(setting, safe settings, mean WER per setting) among the settings every model ran greedily: of those
+    with no collapse in any model, the fewest changed options among those within 1 WER point of the lowest
+    mean WER (a single file cannot tell closer settings apart)."""
+    common = [s for s in SETTINGS if all((mo, s) in greedy for mo in models)]
+    mean = {s: sum(wer(greedy[(mo, s)]) for mo in models) / len(models) for s in common}
+    safe = [s for s in common if all(greedy[(mo, s)]["collapse_s"] is None for mo in models)]
+    if not safe:
+        return None, safe, mean
+    lowest = min(mean[s] for s in safe)
+    close = [s for s in safe if mean[s] - lowest <= 1.0]
+    return min(close, key=lambda s: (changed_options(s), mean[s])), safe, mean
+
+
 def recommendation(measured: list, n_jfk: int) -> list:
-    """Plain-words advice from the numbers: per model, the defaults against the best setting by WER."""
-    lines = []
-    for model in dict.fromkeys(m for m, _, _, _ in measured):
-        runs = [(b, s, m) for mo, b, s, m in measured if mo == model]
-        defaults = next((m for b, s, m in runs if b is None and s == "a"), None)
-        best_b, best_s, best = min(runs, key=lambda r: r[2]["errors"])
-        lines.append(f"- {model}: defaults {describe(defaults, n_jfk) if defaults else 'not run'}; best "
-                     f"{'greedy' if best_b is None else f'beam {best_b}'} {best_s} ({SETTINGS[best_s][0]}): "
-                     f"{describe(best, n_jfk)}.")
-    return lines
+    """Plain-words advice from the numbers (the rule is ``recommended_setting``'s)."""
+    greedy = {(mo, s): m for mo, b, s, m in measured if b is None}
+    models = list(dict.fromkeys(mo for mo, *_ in measured))
+    best, safe, mean = recommended_setting(greedy, models)
+    if best is None:
+        return ["No setting avoided a collapse with every model; no recommendation."]
+    text = []
+    for mo in models:
+        a = greedy.get((mo, "a"))
+        if a and a["collapse_s"] is not None:
+            text.append(f"With PaddleX's defaults {mo} collapsed from {a['collapse_s']} s to the end (one or two words "
+                        f"per 30 s: {a['collapse_words']}): WER {wer(a):.1f}%, JFK {a['jfk']}/{n_jfk}.")
+        elif a:
+            text.append(f"With PaddleX's defaults {mo} did not collapse on this file (WER {wer(a):.1f}%, "
+                        f"JFK {a['jfk']}/{n_jfk}).")
+    effects = "; ".join(f"{mo} {wer(m):.1f}%, JFK {m['jfk']}/{n_jfk}, {m['wall_s']:.0f} s against the defaults' "
+                        f"{greedy[(mo, 'a')]['wall_s']:.0f} s"
+                        for mo, m in ((mo, greedy[(mo, best)]) for mo in models) if (mo, "a") in greedy)
+    text.append(f"For long recordings use setting {best}, `{SETTINGS[best][0]}`: it avoided the collapse with every "
+                f"model, and its mean word error rate is within a point of the lowest ({effects}).")
+    others = [s for s in safe if s != best]
+    for s in others:
+        text.append(f"Setting {s} ({SETTINGS[s][0]}) avoided the collapse too, with a mean WER "
+                    f"{distance_words(mean[s] - mean[best])} {best}'s ({mean[s]:.1f}% against {mean[best]:.1f}%; wall "
+                    + ", ".join(f"{mo} {greedy[(mo, s)]['wall_s']:.0f} s" for mo in models)
+                    + f"), changing {changed_options(s)} option{'s' if changed_options(s) != 1 else ''}.")
+    unsafe = [s for s in mean if s not in safe]
+    if unsafe:
+        text.append(f"Setting{'s' if len(unsafe) > 1 else ''} {', '.join(unsafe)} collapsed with at least one model.")
+    beam = beam_advice(measured, greedy)
+    text += beam
+    helped = bool(beam) and "did not help" not in beam[0]
+    return [" ".join(text), "", f"In short: {PLAIN[best]}; "
+            f"{'beam 5 is worth its cost' if helped else 'greedy decoding is enough'}."]
 
 
-def describe(m: dict, n_jfk: int) -> str:
-    collapse = "no collapse" if m["collapse_s"] is None else f"collapses from {m['collapse_s']} s"
-    return f"WER {100 * m['errors'] / m['ref_words']:.1f}%, JFK {m['jfk']}/{n_jfk}, {collapse}, {m['wall_s']:.0f} s"
+def distance_words(points: float) -> str:
+    """A WER difference in words: "within a point of", "2.3 points above" ..."""
+    if abs(points) <= 1:
+        return "within a point of"
+    return f"{abs(points):.1f} points {'above' if points > 0 else 'below'}"
+
+
+def beam_advice(measured: list, greedy: dict) -> list:
+    """One sentence on beam 5 against greedy, from the runs that have both."""
+    pairs = [(mo, s, m, greedy[(mo, s)]) for mo, b, s, m in measured if b is not None and (mo, s) in greedy]
+    if not pairs:
+        return []
+    detail = "; ".join(f"{mo} {s}: {wer(m):.1f}% against {wer(g):.1f}%, {m['wall_s'] / g['wall_s']:.1f}x the wall"
+                       for mo, s, m, g in pairs)
+    better = all(wer(m) < wer(g) - 0.5 for *_, m, g in pairs)
+    return [f"Beam 5 {'helped' if better else 'did not help'} on this file ({detail})."]
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -377,14 +476,18 @@ def main() -> int:
     say(f"{audio}: {len(layout)} clips, {padded_s:.1f} s of extra silence, {len(words(reference))} reference words")
     tree = snapshot_tree(args.work)
     code = code_label(tree)
-    say(f"code: {code}; warm-up run")
-    warm_up(tree, args.corpus / "audio" / JFK)
+    say(f"code: {code}")
+    warmed = False
     runs = planned_runs(args.models, args.settings, args.beam5)
     measured = []
     for n, (model, beam, setting) in enumerate(runs, 1):
         key = run_key(model, beam, setting, total_s)
         record_path = args.work / "runs" / f"{key}.json"
         if args.rerun or not record_path.is_file():
+            if not warmed:
+                say("warm-up run")
+                warm_up(tree, args.corpus / "audio" / JFK)
+                warmed = True
             say(f"run {n}/{len(runs)}: {key} ...")
             record = {**transcribe(audio, tree, model, beam, setting, args.work / "out" / key, args.timeout),
                       "code": code}
@@ -395,7 +498,7 @@ def main() -> int:
         m = measure(record, layout, reference, total_s)
         measured.append((model, beam, setting, m))
         say(f"{key}: {m['segments']} segments, JFK {m['jfk']}, collapse {m['collapse_s']}, "
-            f"WER {100 * m['errors'] / m['ref_words']:.1f}%, {m['wall_s']:.0f} s")
+            f"WER {wer(m):.1f}%, {m['wall_s']:.0f} s")
         missing = runs[n:]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report(measured, missing, layout, padded_s, total_s, audio))
