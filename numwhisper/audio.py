@@ -182,7 +182,14 @@ def load_audio(source, sample_rate: Optional[float] = None, paddlex: bool = Fals
     ``limits``, holds no samples, or holds samples that are NaN, infinite or too large. What a C
     decoder prints meanwhile is kept off stderr; when the input fails, it is added to the message.
     """
-    return read_first_pass(lambda: decoded(load_input(source, sample_rate, fetch, name, limits), paddlex))
+    with NativeStderr() as native:
+        try:
+            return decoded(load_input(source, sample_rate, fetch, name, limits), paddlex)
+        except Exception as err:  # noqa: BLE001 - re-raised below, after stderr is restored
+            error = err
+    if native.lines and isinstance(error, InputError):
+        raise InputError(f"{error}; the decoder said: {decoder_summary(native.lines)}") from None
+    raise error
 
 
 # -------------------------------------------------------------------------- inputs read more than once
@@ -253,18 +260,6 @@ def split_piece(piece: np.ndarray) -> Iterator[np.ndarray]:
     for start in range(0, len(piece), PIECE_SAMPLES):
         yield piece[start:start + PIECE_SAMPLES]  # [<= PIECE_SAMPLES]
 
-
-def read_first_pass(read: Callable[[], object]):
-    """Run ``read()`` (the first decoding of an input) with C decoders' lines captured; an InputError it
-    raises gets them appended (``; the decoder said: ...``), as ``load_audio`` reports them."""
-    with NativeStderr() as native:
-        try:
-            return read()
-        except Exception as err:  # noqa: BLE001 - re-raised below, after stderr is restored
-            error = err
-    if native.lines and isinstance(error, InputError):
-        raise InputError(f"{error}; the decoder said: {decoder_summary(native.lines)}") from None
-    raise error
 
 
 def open_samples(source, sample_rate: Optional[float] = None, paddlex: bool = False,
