@@ -35,7 +35,10 @@ from .languages import language_code, paddlex_code
 from .tokenizer import TASKS, Tokenizer
 
 COMPAT_PADDLEX = "paddlex"
-COMPAT_MODES = (None, COMPAT_PADDLEX)
+COMPAT_OPENAI = "openai"
+COMPAT_MODES = (None, COMPAT_PADDLEX, COMPAT_OPENAI)
+PREPEND_PUNCTUATIONS = "\"'\u201c\u00bf([{-"  # openai-whisper's: joined to the word after them
+APPEND_PUNCTUATIONS = "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001"  # joined to the word before them
 LOG_SOFTMAX_FLOOR = -64.0  # paddle's CPU log_softmax clamps (logit - row max) at this value
 SECONDS_PER_TIMESTAMP = 0.02  # one timestamp token step: 30 s / 1500 audio positions
 
@@ -59,7 +62,16 @@ class DecodingOptions:
     monotonic_timestamps: also forbid timestamps that go back in time and zero-length segments (the
     rule of current openai-whisper). Off by default, as PaddleX has no such rule: on, it changes
     PaddleX's results (other beams survive), so it is an opt-in.
-    compat: None (PaddleX's results with its bugs fixed) or "paddlex" (its bugs reproduced too).
+    Word timestamps (openai-whisper's method, ``timing``): word_timestamps adds "words" to every
+    segment; prepend_punctuations / append_punctuations are merged into the next / previous word.
+    In PaddleX modes the words never change PaddleX's segments or seek.
+
+    openai-whisper's long-form options (compat="openai" only): clip_timestamps (start,end,... seconds
+    to transcribe), hallucination_silence_threshold (seconds; needs word_timestamps),
+    carry_initial_prompt (the initial prompt leads every window's prompt).
+
+    compat: None (PaddleX's results with its bugs fixed), "paddlex" (its bugs reproduced too) or
+    "openai" (openai-whisper's ``transcribe``: its loop, rules and result dict).
     """
 
     task: str = "transcribe"
@@ -82,11 +94,17 @@ class DecodingOptions:
     sample_len: Optional[int] = None
     seed: Optional[int] = None
     monotonic_timestamps: bool = False
+    word_timestamps: bool = False
+    prepend_punctuations: str = PREPEND_PUNCTUATIONS
+    append_punctuations: str = APPEND_PUNCTUATIONS
+    clip_timestamps: Union[str, Tuple[float, ...]] = "0"
+    hallucination_silence_threshold: Optional[float] = None
+    carry_initial_prompt: bool = False
     compat: Optional[str] = None
 
     def __post_init__(self):
         if self.compat not in COMPAT_MODES:
-            raise ValueError(f"compat must be None or {COMPAT_PADDLEX!r}, got {self.compat!r}")
+            raise ValueError(f"compat must be None, {COMPAT_PADDLEX!r} or {COMPAT_OPENAI!r}, got {self.compat!r}")
         if self.task not in TASKS:
             raise ValueError(f"unsupported task: {self.task!r} (use one of {TASKS})")
         if self.language is not None:
@@ -111,6 +129,11 @@ class DecodingOptions:
     def paddlex(self) -> bool:
         """True when PaddleX's bugs are reproduced (compat="paddlex")."""
         return self.compat == COMPAT_PADDLEX
+
+    @property
+    def openai(self) -> bool:
+        """True when openai-whisper's pipeline is followed (compat="openai")."""
+        return self.compat == COMPAT_OPENAI
 
     @property
     def temperatures(self) -> tuple:

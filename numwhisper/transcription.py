@@ -19,6 +19,7 @@ segment of a window carries the whole window's tokens and the window's start as 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
@@ -45,6 +46,7 @@ class WhisperModel:
     backend: Backend
     tokenizer: Tokenizer
     paddlex_tokenizer: Tokenizer
+    alignment_heads: Tuple[Tuple[int, int], ...] = ()  # ((decoder layer, head), ...) for word timestamps
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, device: Device) -> "WhisperModel":
@@ -55,8 +57,9 @@ class WhisperModel:
     def with_backend(cls, backend: Backend, metadata: dict) -> "WhisperModel":
         """A model over any backend, with the tokenizers of a model file's metadata."""
         tokenizer = Tokenizer.from_metadata(metadata)
+        heads = tuple((int(layer), int(head)) for layer, head in json.loads(metadata.get("alignment_heads", "[]")))
         return cls(backend=backend, tokenizer=tokenizer,
-                   paddlex_tokenizer=tokenizer.with_options(paddlex_lost_merge=True))
+                   paddlex_tokenizer=tokenizer.with_options(paddlex_lost_merge=True), alignment_heads=heads)
 
     @property
     def weights(self):
