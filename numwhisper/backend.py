@@ -13,6 +13,13 @@ never used again. README "Backends" states the same contract for other implement
 A backend may also offer ``log_mel_windows(pieces)`` (the NumPy one does): the log-mel a window at a
 time from a signal read again on each pass, so long files never sit in memory whole. Without it the
 long-form loop takes the whole clip's ``log_mel``.
+
+A backend may also offer ``alignment(cross, tokens, heads) -> (qk, logits)`` (both here do), which
+word timestamps need (``timing``): a forced decoder pass over one sequence ``tokens`` [T] from an
+empty cache, returning the pre-softmax cross-attention scores of the alignment heads ``heads``
+((decoder layer, head), ...) as float32 [len(heads), T, n_audio_ctx] (queries and keys each scaled
+by d_head**-0.25, then q @ k^T) and the logits float32 [T, n_vocab]. Without it, word timestamps
+are refused.
 """
 
 from __future__ import annotations
@@ -122,6 +129,10 @@ class NumpyBackend:
                        cross: Optional[whisper_model.CrossKV] = None) -> np.ndarray:
         """Language probabilities [n_languages]."""
         return whisper_model.language_probs(self.weights, audio_features, sot_id, language_token_ids, cross=cross)
+
+    def alignment(self, cross: whisper_model.CrossKV, tokens, heads: Sequence[Tuple[int, int]]):
+        """(qk [len(heads), T, n_audio_ctx], logits [T, V]) of a forced pass over tokens [T] (``model.alignment``)."""
+        return whisper_model.alignment(self.weights, cross, tokens, heads)
 
 
 def numpy_backend(path) -> NumpyBackend:

@@ -485,3 +485,71 @@ def conv1d_gelu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int
     bias_gelu_parallel(y, bias)  # float32 values, held in float64
     return y.astype(np.float32)  # [T_out, C_out]
 
+
+
+@njit(cache=True, error_model="numpy")
+def dtw_path(x):
+    """Dynamic time warping of a cost matrix x [N, M] (float64) -> the path int64 [2, L]: its row
+    indices, then its column indices, from (0, 0) to (N - 1, M - 1).
+
+    openai-whisper's DTW step for step: the accumulated cost is stored in float32 (each step adds in
+    float64, then rounds); a cell takes its diagonal predecessor only when strictly cheaper than
+    both others, else the one above when strictly cheaper than both, else the one to the left; the
+    walk back from (N, M) follows the recorded moves, moving left along the top row and up along
+    the first column.
+    """
+    n, m = x.shape
+    cost = np.full((n + 1, m + 1), np.inf, np.float32)
+    trace = np.full((n + 1, m + 1), -1, np.int8)  # 0 diagonal, 1 from above, 2 from the left
+    cost[0, 0] = 0.0
+    for j in range(1, m + 1):
+        for i in range(1, n + 1):
+            c0 = cost[i - 1, j - 1]
+            c1 = cost[i - 1, j]
+            c2 = cost[i, j - 1]
+            if c0 < c1 and c0 < c2:
+                c, t = c0, 0
+            elif c1 < c0 and c1 < c2:
+                c, t = c1, 1
+            else:
+                c, t = c2, 2
+            cost[i, j] = x[i - 1, j - 1] + c
+            trace[i, j] = t
+    trace[0, :] = 2
+    trace[:, 0] = 1
+    path = np.empty((2, n + m), np.int64)
+    i, j, k = n, m, 0
+    while i > 0 or j > 0:
+        path[0, k] = i - 1
+        path[1, k] = j - 1
+        k += 1
+        t = trace[i, j]
+        if t == 0:
+            i -= 1
+            j -= 1
+        elif t == 1:
+            i -= 1
+        else:
+            j -= 1
+    return path[:, :k][:, ::-1].copy()
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def sliding_median_rows(padded, width):
+    """Median of every ``width`` consecutive values along the rows of padded [R, F + width - 1]
+    (float32, width odd) -> float32 [R, F]: the middle of each window sorted (insertion sort of a
+    few values), i.e. one of the window's own values."""
+    n_rows, n_out = padded.shape[0], padded.shape[1] - width + 1
+    out = np.empty((n_rows, n_out), np.float32)
+    for r in prange(n_rows):
+        window = np.empty(width, np.float32)
+        for f in range(n_out):
+            for k in range(width):
+                v = padded[r, f + k]
+                i = k
+                while i > 0 and window[i - 1] > v:
+                    window[i] = window[i - 1]
+                    i -= 1
+                window[i] = v
+            out[r, f] = window[width // 2]
+    return out

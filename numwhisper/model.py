@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -261,8 +261,15 @@ def reorder(cache: KVCache, indices: Sequence[int]) -> KVCache:
     return dataclasses.replace(cache, keys=tuple(keys), values=tuple(values))
 
 
-def _decoder_block(w: Weights, i: int, x: np.ndarray, cache: KVCache, n_batch: int, n_new: int) -> None:
-    """Decoder block i on x [B * T_new, d] in place; appends this call's keys/values to the cache."""
+CrossProbe = Callable[[int, np.ndarray], None]  # (decoder layer, its scaled cross-attention queries [B T, d])
+
+
+def _decoder_block(w: Weights, i: int, x: np.ndarray, cache: KVCache, n_batch: int, n_new: int,
+                   probe: Optional[CrossProbe] = None) -> None:
+    """Decoder block i on x [B * T_new, d] in place; appends this call's keys/values to the cache.
+
+    ``probe(i, q)``, when given, sees the block's cross-attention queries (scaled, [B T, d]) before
+    they attend (``alignment``)."""
     prefix = f"decoder.blocks.{i}"
     n_head = w.dims.n_text_head
     d = x.shape[1]
@@ -278,6 +285,8 @@ def _decoder_block(w: Weights, i: int, x: np.ndarray, cache: KVCache, n_batch: i
     h = _norm(w, f"{prefix}.cross_attn_ln", x)  # [B T, d]
     q = ops.linear(h, w[f"{prefix}.cross_attn.query.weight"])  # [B T, d]
     kernels.bias_scale(q, w[f"{prefix}.cross_attn.query.bias"], _scale(d, n_head))
+    if probe is not None:
+        probe(i, q)
     o = ops.cross_attention(q, cache.cross.keys[i], cache.cross.values[i])  # [B T, d]
     o = ops.linear(o, w[f"{prefix}.cross_attn.out.weight"])  # [B T, d]
     _add_residual(w, f"{prefix}.cross_attn.out", x, o)
@@ -287,13 +296,15 @@ def _decoder_block(w: Weights, i: int, x: np.ndarray, cache: KVCache, n_batch: i
     _add_residual(w, f"{prefix}.mlp.2", x, ops.linear(m, w[f"{prefix}.mlp.2.weight"]))  # [B T, d]
 
 
-def decode(w: Weights, tokens, cache: KVCache, logits_at: Optional[Sequence[int]] = None):
+def decode(w: Weights, tokens, cache: KVCache, logits_at: Optional[Sequence[int]] = None,
+           probe: Optional[CrossProbe] = None):
     """Run the decoder on new tokens [B, T_new] after the cache's ``length`` tokens.
 
     Returns (logits [B, T_new, n_vocab] float32, the cache holding the new tokens too). Positions
     continue from cache.length; token t of the call sees every earlier token and itself.
     ``logits_at``: indices into the new tokens (-1 the last) whose logits alone are computed and
     returned, [B, len(logits_at), n_vocab], each equal bit for bit to its row of the full call.
+    ``probe``: called with each layer's scaled cross-attention queries (see ``_decoder_block``).
     """
     dims = w.dims
     tokens = checked_tokens(dims, tokens, cache.batch, cache.length)  # [B, T_new]
@@ -303,7 +314,7 @@ def decode(w: Weights, tokens, cache: KVCache, logits_at: Optional[Sequence[int]
     x = embedding[tokens].astype(np.float32) + w["decoder.positional_embedding"][start:start + n_new]  # [B, T_new, d]
     x = x.reshape(n_batch * n_new, dims.n_text_state)  # [B T, d]
     for i in range(dims.n_text_layer):
-        _decoder_block(w, i, x, cache, n_batch, n_new)
+        _decoder_block(w, i, x, cache, n_batch, n_new, probe)
     x = _norm(w, "decoder.ln", x)  # [B T, d]
     cache = dataclasses.replace(cache, length=start + n_new)
     if logits_at is None:
@@ -313,6 +324,39 @@ def decode(w: Weights, tokens, cache: KVCache, logits_at: Optional[Sequence[int]
     rows = (np.arange(n_batch)[:, None] * n_new + at).reshape(-1)  # [B P] rows of x
     logits = ops.linear_at(x, rows, embedding)  # [B P, n_vocab]
     return logits.reshape(n_batch, at.shape[0], dims.n_vocab), cache
+
+
+def check_heads(dims: ModelDims, heads: Sequence[Tuple[int, int]]) -> None:
+    """ValueError unless ``heads`` names at least one (decoder layer, head) and each exists in a model of ``dims``."""
+    if len(heads) == 0:
+        raise ValueError("no alignment heads given: word timing needs at least one (decoder layer, head)")
+    for layer, head in heads:
+        if not (0 <= layer < dims.n_text_layer and 0 <= head < dims.n_text_head):
+            raise ValueError(f"alignment head ({layer}, {head}) is outside the decoder's "
+                             f"{dims.n_text_layer} layers x {dims.n_text_head} heads")
+
+
+def alignment(w: Weights, cross: CrossKV, tokens, heads: Sequence[Tuple[int, int]]):
+    """A forced decoder pass over one sequence ``tokens`` [T] (from an empty cache) for word timing.
+
+    Returns (qk, logits): qk float32 [len(heads), T, n_audio_ctx] the pre-softmax cross-attention
+    scores of each (decoder layer, head) in ``heads`` (queries and keys each scaled by
+    d_head**-0.25, as the attention itself uses them), and logits float32 [T, n_vocab].
+    """
+    tokens = np.asarray(tokens, dtype=np.int64).reshape(1, -1)  # [1, T]
+    check_heads(w.dims, heads)
+    n_head = w.dims.n_text_head
+    d_head = w.dims.n_text_state // n_head
+    n_ctx = cross.keys[0].shape[-1]
+    qk = np.empty((len(heads), tokens.shape[1], n_ctx), np.float32)  # [A, T, S]
+
+    def collect(layer: int, q: np.ndarray) -> None:
+        for n, (wanted, head) in enumerate(heads):
+            if wanted == layer:
+                np.matmul(q[:, head * d_head:(head + 1) * d_head], cross.keys[layer][head], out=qk[n])  # [T, S]
+
+    logits, _ = decode(w, tokens, new_cache(w, cross, batch=1), probe=collect)  # [1, T, n_vocab]
+    return qk, logits[0]
 
 
 def language_probs(w: Weights, audio_features: np.ndarray, sot_id: int, language_token_ids: Sequence[int],

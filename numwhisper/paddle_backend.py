@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .devices import PADDLE, PADDLE_CPU, Device, import_paddle, resolve_device
 from .dims import LAYER_NORM_EPS, ModelDims, attention_scale, checked_mel, checked_tokens
 from .formats.checkpoint import Checkpoint, load
 from .formats.convert import to_paddle_state
+from .model import check_heads
 from .mel import (DYNAMIC_RANGE, HOP_LENGTH, LOG_MEL_SHIFT, N_FFT, POWER_FLOOR, hann_window, log_mel_spectrogram,
                   mel_filters)
 
@@ -195,9 +196,10 @@ class PaddleBackend:
         i = np.arange(n_new)[:, None] + start  # [T, 1]
         return self._tensor(np.where(j > i, -np.inf, 0.0))  # [T, S]
 
-    def decode(self, tokens, cache: PaddleCache, logits_at: Optional[Sequence[int]] = None):
-        """(logits float32 [B, t, V], next cache) of new tokens [B, t] after the cache's tokens;
-        ``logits_at`` picks positions of the new tokens (every one is computed, as PaddleX does)."""
+    def _decoder_pass(self, tokens, cache: PaddleCache, probe: Optional[Callable] = None):
+        """The decoder over new tokens [B, t] after the cache's tokens -> (final hidden states
+        [B, t, d] after decoder.ln, next cache). ``probe(i, q)``, when given, sees layer i's
+        cross-attention query projections q [B, t, d] (unscaled) before they attend."""
         dims = self.dims
         tokens = checked_tokens(dims, tokens, cache.batch, cache.length, np.int64)  # [B, t]
         n_new, start = tokens.shape[1], cache.length
@@ -221,17 +223,44 @@ class PaddleBackend:
             x = x + self._linear(f"{prefix}.attn.out", self._attention(self._linear(f"{prefix}.attn.query", h),
                                                                         kh, vh, n_head, mask))  # [B, t, d]
             h = self._layer_norm(f"{prefix}.cross_attn_ln", x)  # [B, t, d]
-            o = self._attention(self._linear(f"{prefix}.cross_attn.query", h), cache.cross.keys[i],
-                                cache.cross.values[i], n_head)  # [B, t, d]
+            q = self._linear(f"{prefix}.cross_attn.query", h)  # [B, t, d]
+            if probe is not None:
+                probe(i, q)
+            o = self._attention(q, cache.cross.keys[i], cache.cross.values[i], n_head)  # [B, t, d]
             x = x + self._linear(f"{prefix}.cross_attn.out", o)  # [B, t, d]
             x = self._mlp(prefix, x)
         x = self._layer_norm("decoder.ln", x)  # [B, t, d]
-        logits = x @ t["decoder.token_embedding.weight.T"]  # [B, t, V]
-        cache = dataclasses.replace(cache, keys=tuple(keys), values=tuple(values), length=start + n_new)
-        logits = logits.numpy()  # [B, t, V]
+        return x, dataclasses.replace(cache, keys=tuple(keys), values=tuple(values), length=start + n_new)
+
+    def decode(self, tokens, cache: PaddleCache, logits_at: Optional[Sequence[int]] = None):
+        """(logits float32 [B, t, V], next cache) of new tokens [B, t] after the cache's tokens;
+        ``logits_at`` picks positions of the new tokens (every one is computed, as PaddleX does)."""
+        x, cache = self._decoder_pass(tokens, cache)  # [B, t, d]
+        logits = (x @ self.tensors["decoder.token_embedding.weight.T"]).numpy()  # [B, t, V]
+        n_new = logits.shape[1]
         if logits_at is not None:
             logits = logits[:, np.arange(n_new)[np.asarray(logits_at, dtype=np.intp)]]  # [B, P, V]
         return logits, cache
+
+    def alignment(self, cross: PaddleCross, tokens, heads: Sequence[Tuple[int, int]]):
+        """A forced pass over one sequence tokens [T] from an empty cache -> (qk float32 [len(heads), T, S],
+        the alignment heads' pre-softmax cross-attention scores as ``_attention`` forms them; logits
+        float32 [T, V])."""
+        check_heads(self.dims, heads)
+        tokens = np.asarray(tokens, dtype=np.int64).reshape(1, -1)  # [1, T]
+        n_head = self.dims.n_text_head
+        scores = [None] * len(heads)
+
+        def collect(layer: int, q) -> None:
+            qh = self._heads(q, n_head, (0, 2, 1, 3)) * attention_scale(q.shape[-1], n_head)  # [1, H, T, d_head]
+            for n, (wanted, head) in enumerate(heads):
+                if wanted == layer:
+                    scores[n] = qh[0, head] @ cross.keys[layer][0, head]  # [T, S]
+
+        x, _ = self._decoder_pass(tokens, self.new_cache(cross), collect)  # [1, T, d]
+        logits = (x[0] @ self.tensors["decoder.token_embedding.weight.T"]).numpy()  # [T, V]
+        qk = self.paddle.stack(scores).numpy()  # [A, T, S]
+        return qk, logits
 
     def reorder(self, cache: PaddleCache, indices: Sequence[int]) -> PaddleCache:
         """The cache whose sequence b continues old sequence indices[b]; the batch may change."""

@@ -41,6 +41,7 @@ import copy
 import dataclasses
 import json
 import re
+import string
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,6 +56,9 @@ from .languages import (CONTROL_TOKENS, EOT_TEXT, LANGUAGES, N_LANGUAGES_BEFORE_
                         is_multilingual, language_code, paddlex_code)
 
 TASKS = ("transcribe", "translate")
+# Languages written without spaces between words: word timing splits their text at every complete
+# character instead (openai-whisper's rule; no morphological analysis).
+NO_SPACE_LANGUAGES = ("zh", "ja", "th", "lo", "my", "yue")
 
 # Symbols whose tokens the "-1" suppress set blocks (speaker tags, music notes, brackets).
 NON_SPEECH_SYMBOLS = tuple('"#()*+/:;<=>@[\\]^_`{|}~「」『』') + tuple(
@@ -449,6 +453,48 @@ class Tokenizer:
         if chunk:
             parts.append(b"".join(chunk).decode("utf-8", "replace"))
         return clean_up_tokenization(" ".join(parts))
+
+    # ------------------------------------------------------------------ words (word timestamps)
+
+    def raw_text(self, ids: Iterable[int]) -> str:
+        """The tokens' bytes joined and read as UTF-8 (invalid bytes become U+FFFD), specials and
+        timestamps spelled out, without PaddleX's clean-up: the text tiktoken's decode gives."""
+        return b"".join(self.token_bytes(t) for t in ids).decode("utf-8", "replace")
+
+    def split_to_word_tokens(self, tokens: Sequence[int], language: Optional[str] = None) -> tuple:
+        """Tokens cut into words -> (words [str], their tokens [[int]]), as openai-whisper cuts them for
+        word timestamps: in NO_SPACE_LANGUAGES at every complete character, else at spaces and
+        punctuation (``language`` is a code; None for English-only vocabularies)."""
+        if language in NO_SPACE_LANGUAGES:
+            return self._split_on_characters(tokens)
+        words, word_tokens = [], []
+        for piece, ids in zip(*self._split_on_characters(tokens)):
+            starts_word = ids[0] >= self.eot or piece.startswith(" ") or piece.strip() in string.punctuation
+            if starts_word or not words:
+                words.append(piece)
+                word_tokens.append(ids)
+            else:
+                words[-1] += piece
+                word_tokens[-1].extend(ids)
+        return words, word_tokens
+
+    def _split_on_characters(self, tokens: Sequence[int]) -> tuple:
+        """Tokens cut into the shortest runs that decode to whole characters -> (texts, token lists).
+
+        A run ends at a token after which its text holds no U+FFFD, or only one that the whole
+        text holds at that place too (bytes that are invalid anyway)."""
+        full = self.raw_text(tokens)
+        texts, runs, current, offset = [], [], [], 0
+        for token in tokens:
+            current.append(int(token))
+            text = self.raw_text(current)
+            bad = text.find("\ufffd")
+            if bad < 0 or full[offset + bad] == "\ufffd":
+                texts.append(text)
+                runs.append(current)
+                current = []
+                offset += len(text)
+        return texts, runs
 
 
 def clean_up_tokenization(text: str) -> str:
