@@ -16,6 +16,14 @@ sum comes out up to ~3e-4 larger). Beam scores depend on both.
 
 ``compat="paddlex"`` reproduces PaddleX's bugs as well (see ``DecodingOptions``); without it they
 are fixed.
+
+``compat="openai"`` decodes as openai-whisper 20250625 does instead (``openai_defaults`` gives its
+command line's defaults): log-probabilities as torch's CPU ``log_softmax`` computes them (no clamp;
+the exponentials summed in TORCH_SUM_LANES float32 lanes, which loses the small terms a lane's
+running sum rounds away: the sum comes out up to ~3e-5 smaller than an exact one), the first sampled
+token must be a timestamp and timestamps may not go back in time, <|transcribe|> and <|translate|>
+are suppressed too, the compression ratio counts UTF-8 bytes, and the text is tiktoken's (no
+PaddleX clean-up).
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ COMPAT_MODES = (None, COMPAT_PADDLEX, COMPAT_OPENAI)
 PREPEND_PUNCTUATIONS = "\"'\u201c\u00bf([{-"  # openai-whisper's: joined to the word after them
 APPEND_PUNCTUATIONS = "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001"  # joined to the word before them
 LOG_SOFTMAX_FLOOR = -64.0  # paddle's CPU log_softmax clamps (logit - row max) at this value
+# torch's CPU log_softmax sums a row's exponentials in this many float32 lanes (one AVX-512 register;
+# 8 on an AVX2 machine), folded together at the end. The openai goldens were made on an AVX-512 machine.
+TORCH_SUM_LANES = 16
 SECONDS_PER_TIMESTAMP = 0.02  # one timestamp token step: 30 s / 1500 audio positions
 
 
@@ -71,7 +82,8 @@ class DecodingOptions:
     carry_initial_prompt (the initial prompt leads every window's prompt).
 
     compat: None (PaddleX's results with its bugs fixed), "paddlex" (its bugs reproduced too) or
-    "openai" (openai-whisper's ``transcribe``: its loop, rules and result dict).
+    "openai" (openai-whisper's ``transcribe``: its loop, rules and result dict; ``openai_defaults``
+    gives its command-line defaults).
     """
 
     task: str = "transcribe"
@@ -124,6 +136,12 @@ class DecodingOptions:
                 raise ValueError(f"beam_size {self.beam_size} with patience {self.patience} keeps no candidate")
         if self.length_penalty is not None and not 0 <= self.length_penalty <= 1:
             raise ValueError("length_penalty (alpha) should be a value between 0 and 1")
+        if self.hallucination_silence_threshold is not None and not self.word_timestamps:
+            raise ValueError("hallucination_silence_threshold needs word_timestamps: it looks at the words' times")
+        if not self.openai:
+            for name in ("clip_timestamps", "hallucination_silence_threshold", "carry_initial_prompt"):
+                if getattr(self, name) != DecodingOptions.__dataclass_fields__[name].default:
+                    raise ValueError(f"{name} is an option of openai-whisper's pipeline: it needs compat=\"openai\"")
 
     @property
     def paddlex(self) -> bool:
@@ -145,6 +163,36 @@ class DecodingOptions:
     def at_temperature(self, temperature: float) -> "DecodingOptions":
         """These options for one decoding attempt at ``temperature``."""
         return dataclasses.replace(self, temperature=temperature)
+
+
+# openai-whisper's defaults: those of its command line (``whisper`` CLI, cli() in transcribe.py), and
+# for the options the command line lacks, those of its DecodingOptions.
+OPENAI_CLI_DEFAULTS = MappingProxyType({
+    "task": "transcribe", "language": None,
+    "temperature": 0.0, "temperature_increment_on_fallback": 0.2,  # 0.0, 0.2, ..., 1.0 in turn
+    "best_of": 5, "beam_size": 5, "patience": None, "length_penalty": None,
+    "suppress_tokens": "-1", "initial_prompt": None, "carry_initial_prompt": False,
+    "condition_on_previous_text": True,
+    "compression_ratio_threshold": 2.4, "logprob_threshold": -1.0, "no_speech_threshold": 0.6,
+    "word_timestamps": False, "prepend_punctuations": PREPEND_PUNCTUATIONS,
+    "append_punctuations": APPEND_PUNCTUATIONS, "clip_timestamps": "0", "hallucination_silence_threshold": None,
+    "suppress_blank": True, "without_timestamps": False, "max_initial_timestamp": 1.0, "sample_len": None,
+})
+
+
+def openai_defaults(**given) -> DecodingOptions:
+    """compat="openai" options: what is ``given``, and openai-whisper's command-line defaults for the rest.
+
+    They are: beam search of 5 at temperature 0.0, falling back to 0.2, 0.4, ... 1.0 (best of 5
+    samples) while a window's text is too repetitive (compression ratio > 2.4) or too unlikely (average
+    log-probability < -1.0), a window skipped as silent when its no-speech probability is > 0.6 and
+    its average log-probability not above -1.0, each window prompted with the text before it
+    (condition_on_previous_text), the whole clip ("0"), no word timestamps (``OPENAI_CLI_DEFAULTS``).
+    Its Python ``transcribe()`` differs: beam_size and best_of None (greedy).
+    """
+    if given.get("compat", COMPAT_OPENAI) != COMPAT_OPENAI:
+        raise ValueError(f"openai_defaults gives compat={COMPAT_OPENAI!r} options, not compat={given['compat']!r}")
+    return DecodingOptions(**{**OPENAI_CLI_DEFAULTS, **given, "compat": COMPAT_OPENAI})
 
 
 @dataclass(frozen=True)
@@ -183,6 +231,82 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(sequential_sum(np.exp(shifted)))  # [B, V]
 
 
+def lane_sums(x: np.ndarray) -> np.ndarray:
+    """Float32 sums of the rows of x [B, V] as torch's vectorised CPU reduction adds them -> [B, 1].
+
+    Lane j of TORCH_SUM_LANES accumulates x[j], x[j + lanes], ... front to back; the V % lanes
+    entries left over are added to the first lanes; then the lanes are folded in halves (lane j +
+    lane j + lanes/2, ...), as the register's shuffles fold them.
+    """
+    rows, width = x.shape
+    lanes = TORCH_SUM_LANES
+    whole = width - width % lanes
+    columns = x[:, :whole].reshape(rows, whole // lanes, lanes)  # [B, V // lanes, lanes]
+    acc = np.cumsum(columns, axis=1, dtype=np.float32)[:, -1]  # [B, lanes] front-to-back float32 sums
+    rest = width - whole
+    acc[:, :rest] += x[:, whole:]  # [B, rest]
+    step = lanes // 2
+    while step:
+        acc = acc + acc[:, np.arange(lanes) ^ step]  # [B, lanes]
+        step //= 2
+    return acc[:, :1]  # [B, 1]
+
+
+def torch_log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax as torch's CPU kernel -> float32 [B, V]: s - log(sum(exp(s))), s = logit - row
+    max, with no clamp and the exponentials summed as ``lane_sums``.
+
+    Measured against torch 2.13 (AVX-512) on 135 real decoder rows of base and tiny.en: 98.8-99.9% of
+    the values are equal, the others one float32 ulp away (at most 1.9e-6, at log-probabilities
+    near -25; at most 3e-7 above -8). An exact sum differs by up to 3.2e-5.
+    """
+    x = np.asarray(logits, dtype=np.float32)  # [B, V]
+    shifted = x - x.max(axis=-1, keepdims=True)  # [B, V]
+    exps = np.exp(shifted.astype(np.float64)).astype(np.float32)  # [B, V] correctly rounded, as torch's exp nearly is
+    return shifted - np.log(lane_sums(exps))  # [B, V]
+
+
+def torch_logsumexp(row: np.ndarray) -> np.float32:
+    """log(sum(exp(row))) of a float32 row [n] as torch.logsumexp: shifted by the row's maximum (0 when it
+    is infinite), summed accurately, in float32."""
+    top = row.max()
+    top = np.float32(0) if not np.isfinite(top) else top
+    total = np.exp((row - top).astype(np.float64)).sum()  # float64 scalar
+    with np.errstate(divide="ignore"):  # every entry -inf: log(0) = -inf, as torch gives
+        return np.float32(np.log(np.float32(total))) + top
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """Whose CPU kernels the log-probabilities follow: paddle's (PaddleX's modes) or torch's (compat="openai")."""
+
+    torch: bool = False
+
+    def log_softmax(self, logits: np.ndarray) -> np.ndarray:
+        """Row-wise log-softmax of logits [B, V] -> float32 [B, V]."""
+        return torch_log_softmax(logits) if self.torch else log_softmax(logits)
+
+    def softmax(self, logits: np.ndarray) -> np.ndarray:
+        """Row-wise softmax of logits [B, V] -> float32 [B, V]. torch's: its exponentials over ``lane_sums``
+        (within 2.4e-7 relative of torch's on the rows ``torch_log_softmax`` was measured on; 3e-5 with
+        paddle's sum)."""
+        if not self.torch:
+            return softmax(logits)
+        x = np.asarray(logits, dtype=np.float32)  # [B, V]
+        exps = np.exp((x - x.max(axis=-1, keepdims=True)).astype(np.float64)).astype(np.float32)  # [B, V]
+        return exps / lane_sums(exps)  # [B, V]
+
+    def total_logprob(self, logprobs: np.ndarray) -> float:
+        """log of the total probability of some log-probabilities [n] (the timestamp rule's mass)."""
+        if self.torch:
+            return torch_logsumexp(logprobs)
+        return np.log(sequential_sum(np.exp(logprobs))[0])
+
+
+PADDLE_NUMERICS = Numerics()
+TORCH_NUMERICS = Numerics(torch=True)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float32 [B, V]; -inf logits get probability 0."""
     x = np.asarray(logits, dtype=np.float32)  # [B, V]
@@ -193,6 +317,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def compression_ratio(text: str) -> float:
     """Characters per zlib-compressed UTF-8 byte (PaddleX's repetitiveness measure)."""
     return len(text) / len(zlib.compress(text.encode("utf-8")))
+
+
+def byte_compression_ratio(text: str) -> float:
+    """UTF-8 bytes per zlib-compressed byte (openai-whisper's measure; above PaddleX's for non-ASCII text)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
 
 
 def top_k(rows: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -236,8 +366,10 @@ class TimestampRules:
     (or a timestamp at the start) comes text; right after text + one timestamp comes another
     timestamp or <|endoftext|>. 3. (``monotonic``, not in PaddleX) a timestamp may not be earlier
     than the previous one, and a segment's end must be later than its start. 4. The first sampled
-    token may not be a timestamp later than ``max_initial_index``. 5. When the timestamps together
-    are more likely than the best single text token, a timestamp must be sampled.
+    token may not be a timestamp later than ``max_initial_index`` (and, with ``initial_timestamp``,
+    as in openai-whisper, it must be a timestamp). 5. When the timestamps together are more likely
+    than the best single text token, a timestamp must be sampled (``numerics``: whose log-softmax
+    and sum decide it).
     """
 
     eot: int
@@ -246,6 +378,8 @@ class TimestampRules:
     sample_begin: int
     max_initial_index: Optional[int]
     monotonic: bool
+    initial_timestamp: bool = False
+    numerics: Numerics = PADDLE_NUMERICS
 
     def apply(self, logits: np.ndarray, tokens: np.ndarray) -> None:
         """Mask logits [B, V] in place given the tokens so far [B, T]."""
@@ -266,12 +400,14 @@ class TimestampRules:
                     # right after an end timestamp the next start may repeat it; otherwise move on
                     lowest = stamps[-1] if (last_is_ts and not before_last_is_ts) else stamps[-1] + 1
                     logits[k, ts:lowest] = -np.inf
-        if tokens.shape[1] == self.sample_begin and self.max_initial_index is not None:
-            logits[:, ts + self.max_initial_index + 1:] = -np.inf
-        logprobs = log_softmax(logits)  # [B, V]
+        if tokens.shape[1] == self.sample_begin:
+            if self.initial_timestamp:
+                logits[:, :ts] = -np.inf
+            if self.max_initial_index is not None:
+                logits[:, ts + self.max_initial_index + 1:] = -np.inf
+        logprobs = self.numerics.log_softmax(logits)  # [B, V]
         for k in range(tokens.shape[0]):
-            timestamp_logprob = np.log(sequential_sum(np.exp(logprobs[k, ts:]))[0])
-            if timestamp_logprob > logprobs[k, :ts].max():
+            if self.numerics.total_logprob(logprobs[k, ts:]) > logprobs[k, :ts].max():
                 logits[k, :ts] = -np.inf
 
 
@@ -283,12 +419,13 @@ class GreedyDecoder:
     """Argmax at temperature 0, else a sample from softmax(logits / temperature).
 
     ``accumulate`` False reproduces PaddleX, whose greedy decoder never adds to the running sums
-    (its avg_logprob is always 0.0).
+    (its avg_logprob is always 0.0). ``numerics``: whose log-softmax the sums add.
     """
 
     temperature: float
     eot: int
     accumulate: bool = True
+    numerics: Numerics = PADDLE_NUMERICS
 
     def update(self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray,
                rng: Optional[np.random.Generator]) -> Tuple[np.ndarray, np.ndarray, bool]:
@@ -299,7 +436,7 @@ class GreedyDecoder:
             next_tokens = sample_categorical(logits / np.float32(self.temperature), rng)  # [B]
         done = tokens[:, -1] == self.eot  # [B]
         if self.accumulate:
-            logprobs = log_softmax(logits)  # [B, V]
+            logprobs = self.numerics.log_softmax(logits)  # [B, V]
             picked = logprobs[np.arange(logits.shape[0]), next_tokens]  # [B]
             sum_logprobs = sum_logprobs + np.where(done, np.float32(0), picked).astype(np.float32)  # [B]
         next_tokens = np.where(done, self.eot, next_tokens)  # [B]
@@ -338,12 +475,13 @@ class BeamSearchDecoder:
     Each beam proposes its beam_size + 1 best next tokens; all proposals are ranked by summed
     log-probability; those ending in <|endoftext|> become finished candidates (at most
     round(beam_size * patience) kept) and the best beam_size others continue. Search stops when
-    enough candidates are finished.
+    enough candidates are finished. openai-whisper's search is the same but for ``numerics``.
     """
 
     beam_size: int
     eot: int
     patience: Optional[float] = None
+    numerics: Numerics = PADDLE_NUMERICS
 
     @property
     def max_candidates(self) -> int:
@@ -352,7 +490,7 @@ class BeamSearchDecoder:
 
     def update(self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray, state: BeamState):
         """One step -> (tokens [beam, T + 1], sum_logprobs [beam], source rows [beam], state, done)."""
-        logprobs = log_softmax(logits)  # [beam, V]
+        logprobs = self.numerics.log_softmax(logits)  # [beam, V]
         best_values, best_indices = top_k(logprobs, self.beam_size + 1)  # [beam, beam + 1] each
         totals = (np.asarray(sum_logprobs, np.float32)[:, None] + best_values).tolist()  # float32 sums (paddle)
         scores, sources = {}, {}
@@ -467,13 +605,23 @@ def choose_language(tokenizer: Tokenizer, options: DecodingOptions, detected: Op
 def check_english_only(tokenizer: Tokenizer, language: str, options: DecodingOptions) -> None:
     """ValueError when an English-only model is asked to transcribe another language.
 
-    PaddleX (compat="paddlex") and openai-whisper quietly decode English instead; translation is
-    allowed, as both allow it (English-only models have no task token, so it is transcription).
+    PaddleX (compat="paddlex") and openai-whisper (compat="openai") quietly decode English instead;
+    translation is allowed, as both allow it (English-only models have no task token, so it is
+    transcription).
     """
-    if tokenizer.is_multilingual or options.paddlex or language == "en":
+    if tokenizer.is_multilingual or options.paddlex or options.openai or language == "en":
         return
     raise ValueError(f"this model is English-only: it cannot transcribe language {language!r} "
                      "(use a multilingual model such as base)")
+
+
+def suppressed_tokens(tokenizer: Tokenizer, options: DecodingOptions) -> tuple:
+    """The ids options.suppress_tokens blocks at every step (PaddleX's set; openai-whisper adds
+    <|transcribe|> and <|translate|>)."""
+    ids = tokenizer.suppress_tokens(options.suppress_tokens)
+    if options.openai:
+        ids = tuple(sorted({*ids, tokenizer.transcribe, tokenizer.translate}))
+    return ids
 
 
 @dataclass(frozen=True)
@@ -506,23 +654,25 @@ class DecodingTask:
             initial = [tokenizer.sot_prev, *(int(t) for t in prompt[-(n_ctx // 2 - 1):]), *initial]
         initial = tuple(initial)
         sample_begin = len(initial)
+        numerics = TORCH_NUMERICS if options.openai else PADDLE_NUMERICS
         if options.temperature == 0 and options.beam_size is not None:
-            decoder = BeamSearchDecoder(options.beam_size, tokenizer.eot, options.patience)
+            decoder = BeamSearchDecoder(options.beam_size, tokenizer.eot, options.patience, numerics)
             n_group = options.beam_size
         else:
-            decoder = GreedyDecoder(options.temperature, tokenizer.eot, accumulate=not options.paddlex)
+            decoder = GreedyDecoder(options.temperature, tokenizer.eot, not options.paddlex, numerics)
             n_group = (options.best_of or 1) if options.temperature > 0 else 1
         filters = []
         if options.suppress_blank:
             filters.append(SuppressBlank((*tokenizer.encode(" "), tokenizer.eot), sample_begin))
         if options.suppress_tokens:
-            filters.append(SuppressTokens(tokenizer.suppress_tokens(options.suppress_tokens)))
+            filters.append(SuppressTokens(suppressed_tokens(tokenizer, options)))
         if not options.without_timestamps:
             max_initial = None
             if options.max_initial_timestamp:
                 max_initial = round(options.max_initial_timestamp / SECONDS_PER_TIMESTAMP)
             filters.append(TimestampRules(tokenizer.eot, tokenizer.no_timestamps, tokenizer.timestamp_begin,
-                                          sample_begin, max_initial, options.monotonic_timestamps))
+                                          sample_begin, max_initial, options.monotonic_timestamps or options.openai,
+                                          initial_timestamp=options.openai, numerics=numerics))
         return cls(options=options, tokenizer=tokenizer, language=language, initial_tokens=initial,
                    sample_begin=sample_begin, sot_index=initial.index(tokenizer.sot), sample_len=sample_len,
                    n_ctx=n_ctx, n_group=n_group, logit_filters=tuple(filters), decoder=decoder,
@@ -536,7 +686,7 @@ class DecodingTask:
         tokens = np.array([self.initial_tokens], dtype=np.int64)  # [1, T0]
         cache = backend.new_cache(cross)
         logits, cache = backend.decode(tokens, cache, logits_at=(self.sot_index, -1))  # [1, 2, V] the prompt, once
-        no_speech_prob = float(softmax(logits[:, 0])[0, self.tokenizer.no_speech])
+        no_speech_prob = float(self.decoder.numerics.softmax(logits[:, 0])[0, self.tokenizer.no_speech])
         logits = np.repeat(logits[:, 1], self.n_group, axis=0)  # [n, V]
         tokens = np.repeat(tokens, self.n_group, axis=0)  # [n, T0]
         cache = backend.reorder(cache, [0] * self.n_group)
@@ -576,10 +726,12 @@ class DecodingTask:
         best = self.ranker.rank(candidates, sums)
         chosen = tuple(candidates[best])
         text = text_of(self.tokenizer, chosen, self.options, "the window's decoded tokens").strip()
+        openai = self.options.openai
         return DecodingResult(
-            language=paddlex_code(self.language), tokens=chosen, text=text,
+            language=self.language if openai else paddlex_code(self.language), tokens=chosen, text=text,
             avg_logprob=sums[best] / (len(chosen) + 1), no_speech_prob=no_speech_prob,
-            temperature=self.options.temperature, compression_ratio=compression_ratio(text),
+            temperature=self.options.temperature,
+            compression_ratio=byte_compression_ratio(text) if openai else compression_ratio(text),
             sum_logprob=sums[best])
 
 
@@ -605,6 +757,16 @@ def decode(backend: Backend, tokenizer: Tokenizer, audio_features: np.ndarray,
     if language_probs is not None:
         result = dataclasses.replace(result, language_probs=MappingProxyType(language_probs))
     return result
+
+
+def is_silent(result: DecodingResult, options: DecodingOptions) -> bool:
+    """The no-speech rule (PaddleX's and openai-whisper's): the window is skipped when its no-speech
+    probability is above its threshold and its log-prob not above its own."""
+    if options.no_speech_threshold is None:
+        return False
+    if options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold:
+        return False
+    return result.no_speech_prob > options.no_speech_threshold
 
 
 def sampling_generator(options: DecodingOptions, key: Sequence[int]) -> np.random.Generator:

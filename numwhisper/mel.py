@@ -15,13 +15,18 @@ that paddle's CPU kernel uses, through scipy's binding) are bit-identical to pad
 float64 hypot rounded to float32, and the mel product is one float32 matmul. What remains (Eigen's
 float pow for the square, MKL's sgemm summation order, Eigen's float log10) leaves at most a few
 float32 ulps of difference.
+
+openai-whisper's ``transcribe`` (compat="openai") takes the log-mel of the file followed by 30 s of
+zeros instead: the floor is the maximum over that padded signal, the last frames of audio see zeros
+rather than reflected samples, and a window holds only frames of audio, padded with 0.0 to 3000
+frames (``PaddedLogMel``, over the same streamed or whole-clip machinery).
 """
 
 import functools
 import importlib.machinery
 import importlib.util
 import os
-from typing import Callable, Iterable, Iterator, List, Protocol, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -294,3 +299,50 @@ class StreamedLogMel:
         self._blocks: Iterator[np.ndarray] = mel_power_blocks(self.pieces(), self.n_mels)
         self._kept: List[Tuple[int, np.ndarray]] = []  # (first frame, log-mel [n_mels, n]) in order
         self._computed = 0  # frames this pass has produced
+
+
+# ------------------------------------------------------------------------- openai-whisper's windows
+
+
+def with_trailing_silence(pieces: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The pieces [n], then N_SAMPLES zeros: openai-whisper's input to its log-mel."""
+    yield from pieces
+    yield np.zeros(N_SAMPLES, np.float32)  # [480000]
+
+
+class PaddedLogMel:
+    """``MelWindows`` as openai-whisper's ``transcribe`` cuts them from the log-mel of the clip followed
+    by 30 s of zeros (``padded``: ``MelWindows`` of that signal, n_frames + N_FRAMES frames).
+
+    ``n_frames`` counts the frames of audio (openai-whisper's content frames). ``window(seek)`` holds
+    the padded log-mel's frames seek .. min(seek + N_FRAMES, end) and 0.0 after them, ``end`` being
+    the end of the clip or of the stretch ``clipped`` gives. ``detection_window()`` is the padded
+    log-mel's first N_FRAMES frames, silence included: the window openai-whisper detects the
+    language on.
+    """
+
+    def __init__(self, padded: MelWindows, end: Optional[int] = None):
+        self.padded = padded
+        self.n_frames = padded.n_frames - N_FRAMES
+        self.end = self.n_frames if end is None else min(end, self.n_frames)
+
+    def clipped(self, end: int) -> "PaddedLogMel":
+        """The same windows ending at frame ``end`` (a clip_timestamps stretch); shares ``padded``."""
+        return PaddedLogMel(self.padded, end)
+
+    def frames_at(self, seek: int) -> int:
+        """Frames of audio in the window at ``seek`` (openai-whisper's segment_size)."""
+        return max(0, min(N_FRAMES, self.end - seek))
+
+    def window(self, seek: int) -> np.ndarray:
+        """[n_mels, N_FRAMES] from frame ``seek``: frames_at(seek) frames of the padded log-mel, then 0.0."""
+        frames = self.padded.window(seek)  # [n_mels, 3000]
+        out = np.zeros_like(frames)  # [n_mels, 3000]
+        size = self.frames_at(seek)
+        out[:, :size] = frames[:, :size]
+        return out
+
+    def detection_window(self) -> np.ndarray:
+        """The padded log-mel's frames 0 .. N_FRAMES [n_mels, 3000] (language detection's window)."""
+        return np.array(self.padded.window(0))  # [n_mels, 3000]
+

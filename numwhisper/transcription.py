@@ -15,6 +15,9 @@ condition_on_previous_text the tokens decoded so far are the next window's promp
 Times are the float sums PaddleX computes (seek * 160 / 16000 + index * 0.02, e.g.
 2.7600000000000002) and, as in PaddleX, a segment's end may lie past the end of the audio; every
 segment of a window carries the whole window's tokens and the window's start as ``seek``.
+
+With compat="openai" the same entry points run openai-whisper's loop instead
+(``transcription_openai``) over its log-mel windows, and the "result" is openai-whisper's dict.
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ import numpy as np
 
 from .audio import Samples, open_samples
 from .backend import Backend, load_backend
-from .decoding import (DecodingOptions, DecodingResult, DecodingTask, choose_language, detect_language,
+from .decoding import (DecodingOptions, DecodingResult, DecodingTask, choose_language, detect_language, is_silent,
                        needs_detection, sampling_generator, text_of)
 from .devices import Device, resolve_device
 from .formats.checkpoint import Checkpoint
 from .formats.hub import load_checkpoint
 from .inputs import AudioLimits
-from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, MelWindows, WholeLogMel
+from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, MelWindows, PaddedLogMel, WholeLogMel
+from .timing import add_word_timestamps
 from .tokenizer import Tokenizer
+from .transcription_openai import openai_log_mel, transcribe_openai
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,10 @@ class WhisperModel:
         return self.backend.weights
 
     def tokenizer_for(self, options: DecodingOptions) -> Tokenizer:
-        """The tokenizer that encodes prompts as ``options`` asks (PaddleX loses the first BPE merge)."""
+        """The tokenizer that encodes prompts as ``options`` asks (PaddleX loses the first BPE merge) and
+        decodes text as it asks (compat="openai": tiktoken's text, without PaddleX's clean-up)."""
+        if options.openai:
+            return self.tokenizer.with_options(paddlex_cleanup=False)
         return self.paddlex_tokenizer if options.paddlex else self.tokenizer
 
     def transcribe(self, audio, sample_rate: Optional[int] = None, **options) -> dict:
@@ -120,11 +128,14 @@ def encode_window(model: WhisperModel, mel: Union[np.ndarray, MelWindows], seek:
     return Window(seek=seek, features=features, cross=model.backend.cross_kv(features))
 
 
-def log_mel_windows(model: WhisperModel, samples: Samples) -> MelWindows:
+def log_mel_windows(model: WhisperModel, samples: Samples, openai: bool = False) -> MelWindows:
     """The log-mel windows of an input: streamed when the backend offers it, else its whole-clip log-mel.
+    With ``openai``, the windows openai-whisper cuts (``transcription_openai.openai_log_mel``).
 
     The first pass over the input happens here, so an unreadable input fails here (InputError).
     """
+    if openai:
+        return openai_log_mel(model.backend, samples)
     streamed = getattr(model.backend, "log_mel_windows", None)
     if streamed is None:
         return WholeLogMel(model.backend.log_mel(samples.all()))
@@ -146,15 +157,6 @@ def decode_with_fallback(model: WhisperModel, tokenizer: Tokenizer, window: Wind
         if not (too_repetitive or too_unlikely):
             break
     return result
-
-
-def is_silent(result: DecodingResult, options: DecodingOptions) -> bool:
-    """PaddleX's no-speech rule: no-speech probability above its threshold and log-prob not above its own."""
-    if options.no_speech_threshold is None:
-        return False
-    if options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold:
-        return False
-    return result.no_speech_prob > options.no_speech_threshold
 
 
 def make_segment(tokenizer: Tokenizer, options: DecodingOptions, seek: int, start: float, end: float,
@@ -179,11 +181,14 @@ def make_segment(tokenizer: Tokenizer, options: DecodingOptions, seek: int, star
 
 def split_window(tokenizer: Tokenizer, options: DecodingOptions, seek: int, result: DecodingResult,
                  input_stride: int) -> tuple:
-    """A window's result -> (its segments, frames to advance seek by, the tokens that join the context).
+    """A window's result -> (its segments, frames to advance seek by, the tokens that join the context,
+    each segment's own tokens).
 
     Segments run between pairs of adjacent timestamps; text after the last pair is left for the next
     window, which starts at that pair's closing time. Without a pair the whole window is one segment,
-    ending at its last timestamp (or 30 s later) and the next window starts 30 s later.
+    ending at its last timestamp (or 30 s later) and the next window starts 30 s later. A segment's
+    "tokens" are the whole window's (as PaddleX); its own tokens (timestamps included) come last, for
+    word timestamps.
     """
     tokens = list(result.tokens)
     ts_begin = tokenizer.timestamp_begin
@@ -192,21 +197,36 @@ def split_window(tokenizer: Tokenizer, options: DecodingOptions, seek: int, resu
     is_ts = [t >= ts_begin for t in tokens]
     pair_ends = [i + 1 for i in range(len(tokens) - 1) if is_ts[i] and is_ts[i + 1]]
     if pair_ends:
-        segments, last = [], 0
+        made, last = [], 0
         for current in pair_ends:
             piece = tokens[last:current]  # <|start|> text... <|end|>
             start = offset + (piece[0] - ts_begin) * precision
             end = offset + (piece[-1] - ts_begin) * precision
-            segments.append(make_segment(tokenizer, options, seek, start, end, piece[1:-1], result))
+            made.append((make_segment(tokenizer, options, seek, start, end, piece[1:-1], result), piece))
             last = current
         advance = (tokens[last - 1] - ts_begin) * input_stride
-        return [s for s in segments if s is not None], advance, tokens[:last + 1]
+        kept = [(segment, piece) for segment, piece in made if segment is not None]
+        return [s for s, _ in kept], advance, tokens[:last + 1], [piece for _, piece in kept]
     duration = N_FRAMES * HOP_LENGTH / SAMPLE_RATE  # 30.0
     stamps = [t for t in tokens if t >= ts_begin]
     if stamps and stamps[-1] != ts_begin:
         duration = (stamps[-1] - ts_begin) * precision  # no speech after the last timestamp
     segment = make_segment(tokenizer, options, seek, offset, offset + duration, tokens, result)
-    return [segment] if segment is not None else [], N_FRAMES, tokens
+    if segment is None:
+        return [], N_FRAMES, tokens, []
+    return [segment], N_FRAMES, tokens, [tokens]
+
+
+def check_word_timing(model: WhisperModel) -> None:
+    """ValueError unless the model can time words: its backend offers ``alignment`` and its file names
+    alignment heads."""
+    if not callable(getattr(model.backend, "alignment", None)):
+        name = getattr(model.backend, "name", type(model.backend).__name__)
+        raise ValueError(f"word_timestamps: backend {name!r} has no alignment() (the forced pass word "
+                         "timing needs); use the numpy or paddle backend")
+    if not model.alignment_heads:
+        raise ValueError("word_timestamps: this model file names no alignment heads (metadata "
+                         "'alignment_heads'), which word timing needs")
 
 
 WindowEncoder = Callable[[WhisperModel, MelWindows, int], Window]
@@ -236,8 +256,10 @@ def transcribe(model: Union[WhisperModel, str], audio, options: DecodingOptions 
 def transcribe_audio(model: WhisperModel, samples: Samples, options: DecodingOptions,
                      input_path: Optional[str] = None, encode: WindowEncoder = encode_window,
                      progress: Optional[Callable[[int, int], None]] = None) -> dict:
-    """An opened input (``audio.open_samples``) -> PaddleX's result dict {"input_path", "result"}."""
-    result = transcribe_mel(model, log_mel_windows(model, samples), options, encode=encode, progress=progress)
+    """An opened input (``audio.open_samples``) -> PaddleX's result dict {"input_path", "result"}
+    (with compat="openai", "result" is openai-whisper's)."""
+    mel = log_mel_windows(model, samples, options.openai)
+    result = transcribe_mel(model, mel, options, encode=encode, progress=progress)
     return {"input_path": input_path, "result": result}
 
 
@@ -252,11 +274,19 @@ def transcribe_mel(model: WhisperModel, mel: Union[np.ndarray, MelWindows], opti
                    encode: WindowEncoder = encode_window,
                    progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """PaddleX's long-form loop over a clip's log-mel (``MelWindows``, or the whole clip's [n_mels, T])
-    -> {"text", "segments", "language"}.
+    -> {"text", "segments", "language"}. With compat="openai", openai-whisper's loop
+    (``transcription_openai``) over its windows (``log_mel_windows(..., openai=True)``).
 
     ``progress(done_frames, total_frames)`` is called after each window.
     """
     tokenizer = model.tokenizer_for(options)
+    if options.word_timestamps:
+        check_word_timing(model)
+    if options.openai:
+        if not isinstance(mel, PaddedLogMel):
+            raise ValueError("compat='openai' transcribes openai-whisper's log-mel (the clip followed by 30 s of "
+                             "zeros): make it with log_mel_windows(model, samples, openai=True)")
+        return transcribe_openai(model, mel, options, encode, progress)
     mel = as_windows(mel)
     n_frames = mel.n_frames
     window, detected = None, None
@@ -272,6 +302,7 @@ def transcribe_mel(model: WhisperModel, mel: Union[np.ndarray, MelWindows], opti
     prompt_reset_since = 0
     segments = []
     seek = 0
+    last_speech = 0.0  # where the words of earlier windows ended (word timestamps)
     while seek < n_frames:
         if window is None or window.seek != seek:
             window = encode(model, mel, seek)
@@ -279,7 +310,15 @@ def transcribe_mel(model: WhisperModel, mel: Union[np.ndarray, MelWindows], opti
         if is_silent(result, options):
             seek += N_FRAMES
         else:
-            found, advance, context = split_window(tokenizer, options, seek, result, model.input_stride)
+            found, advance, context, pieces = split_window(tokenizer, options, seek, result, model.input_stride)
+            if options.word_timestamps:
+                last_speech = add_word_timestamps(
+                    segments=found, segment_tokens=pieces, backend=model.backend, tokenizer=tokenizer,
+                    cross=window.cross, language=language, task=options.task,
+                    num_frames=min(N_FRAMES, n_frames - seek), heads=model.alignment_heads,
+                    prepend_punctuations=options.prepend_punctuations,
+                    append_punctuations=options.append_punctuations, last_speech_timestamp=last_speech,
+                    adjust_segments=False)
             segments += [{"id": len(segments) + k, **segment} for k, segment in enumerate(found)]
             seek += advance
             all_tokens.extend(context)

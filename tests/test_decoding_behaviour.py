@@ -183,7 +183,7 @@ def test_options_follow_paddlex_names_defaults_and_checks():
                                                                                   0.8, 1.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.beam_size = 1
-    for bad in (dict(patience=1.0, beam_size=None), dict(length_penalty=2.0), dict(compat="openai"),
+    for bad in (dict(patience=1.0, beam_size=None), dict(length_penalty=2.0), dict(compat="whisper"),
                 dict(task="summarize"), dict(language="klingon"), dict(temperature=-1)):
         with pytest.raises(ValueError):
             DecodingOptions(**bad)
