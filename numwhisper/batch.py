@@ -38,7 +38,7 @@ from .pipeline import transcribe_item
 from .result import input_name, plain
 from .threads import set_num_threads
 from .transcription import WhisperModel, load_model
-from .writers import resolve_formats, write_result
+from .writers import WriterOptions, resolve_formats, write_result
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 
@@ -54,6 +54,7 @@ class Job:
     output_format: str = "json"           # as --output_format (a writer name or "all")
     limits: AudioLimits = AudioLimits()
     skip_existing: bool = False
+    writer_options: WriterOptions = WriterOptions()  # how srt and vtt lay out words
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ def run_task(model: WhisperModel, task: Task, job: Job,
         result = transcribe_item(model, task.item, job.options, progress=frames, limits=job.limits)
         if job.output_dir is not None:
             with SignalsHeld():
-                write_result(result, job.output_dir, job.output_format, stem=task.stem)
+                # with compat="openai" the files are openai-whisper's, written from its own result dict
+                written = result["result"] if job.options.openai else result
+                write_result(written, job.output_dir, job.output_format, stem=task.stem, options=job.writer_options)
         result = plain(result)
     except Exception as err:  # noqa: BLE001 - one input's failure, whatever it is, must not stop the job
         return Outcome(task.number, task.item.name, FAILED, failure_message(task.item, err), frames.seconds(),

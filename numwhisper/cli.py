@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 from typing import Iterator, Optional, Sequence, Union
 
 from .arguments import optional_float, optional_int, positive_int, str2bool
 from .batch import (FAILED, SKIPPED, Job, Outcome, Summary, Task, header_seconds, plan_tasks, run_local_job,
                     split_skipped)
-from .decoding import COMPAT_PADDLEX, DecodingOptions
+from .decoding import COMPAT_MODES, COMPAT_OPENAI, DecodingOptions, openai_defaults
 from .devices import Device, resolve_device
 from .errors import EXIT_ERROR, ModelFileError, print_error, printable
 from .formats.hub import DEFAULT_MODEL, SUPPORTED
@@ -26,14 +27,27 @@ from .inputs import DEFAULT_MAX_AUDIO_SECONDS, LIST_SUFFIXES, AudioLimits, expan
 from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config
 from .progress import JobBar, ProgressBar
 from .result import Result
-from .writers import ALL, WRITERS
+from .writers import ALL, WRITERS, WriterOptions
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a command ended by SIGINT
 
 
+class ModeDefault:
+    """The default of an option whose default depends on --compat (``decoding_options`` resolves it).
+    Not a string, so argparse leaves it unconverted."""
+
+    def __repr__(self) -> str:
+        return "the --compat mode's default"
+
+
+MODE_DEFAULT = ModeDefault()
+WORD_LAYOUT_OPTIONS = ("highlight_words", "max_line_width", "max_line_count", "max_words_per_line")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (defaults are PaddleX's: beam 5, temperature 0, language detection)."""
-    defaults = DecodingOptions()
+    """The argument parser (defaults are PaddleX's: beam 5, temperature 0, language detection; with
+    --compat openai, openai-whisper's command line's)."""
+    defaults, openai = DecodingOptions(), openai_defaults()
     p = argparse.ArgumentParser(prog="numwhisper", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", nargs="*", help="audio files, directories, http(s) URLs, or list files "
@@ -70,9 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", type=str2bool, default=True, help="progress on stderr (True/False)")
     p.add_argument("--task", default=defaults.task, choices=["transcribe", "translate"])
     p.add_argument("--language", default=defaults.language, help="language code or name (default: detect)")
-    p.add_argument("--temperature", type=float, default=defaults.temperature)
-    p.add_argument("--temperature_increment_on_fallback", type=optional_float,
-                   default=defaults.temperature_increment_on_fallback)
+    p.add_argument("--temperature", type=float, default=MODE_DEFAULT,
+                   help=f"default {defaults.temperature!r}; {openai.temperature!r} with --compat openai")
+    p.add_argument("--temperature_increment_on_fallback", type=optional_float, default=MODE_DEFAULT,
+                   help=f"default {defaults.temperature_increment_on_fallback}: no fallback; "
+                        f"{openai.temperature_increment_on_fallback} with --compat openai")
     p.add_argument("--best_of", type=optional_int, default=defaults.best_of)
     p.add_argument("--beam_size", type=optional_int, default=defaults.beam_size, help="None for greedy decoding")
     p.add_argument("--patience", type=optional_float, default=defaults.patience)
@@ -83,16 +99,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logprob_threshold", type=optional_float, default=defaults.logprob_threshold)
     p.add_argument("--no_speech_threshold", type=optional_float, default=defaults.no_speech_threshold)
     p.add_argument("--seed", type=int, default=None, help="seed for sampling at temperature > 0")
-    p.add_argument("--compat", default=None, choices=[COMPAT_PADDLEX],
-                   help="reproduce PaddleX's bugs too (see README: Differences from PaddleX)")
+    p.add_argument("--compat", default=None, choices=[c for c in COMPAT_MODES if c],
+                   help="paddlex: reproduce PaddleX's bugs too (README: Differences from PaddleX); openai: "
+                        "openai-whisper's transcribe, its defaults and its result dict (README: openai-whisper's "
+                        "pipeline)")
+    p.add_argument("--word_timestamps", type=str2bool, default=defaults.word_timestamps,
+                   help="add each word's start, end and probability to the segments (openai-whisper's method; "
+                        "PaddleX's segments stay as they are)")
+    p.add_argument("--prepend_punctuations", default=defaults.prepend_punctuations,
+                   help="with --word_timestamps True, these marks join the word after them")
+    p.add_argument("--append_punctuations", default=defaults.append_punctuations,
+                   help="with --word_timestamps True, these marks join the word before them")
+    p.add_argument("--clip_timestamps", default=defaults.clip_timestamps,
+                   help="(--compat openai) start,end,start,end,... seconds to transcribe; the last end may be left "
+                        "out (default 0: the whole input)")
+    p.add_argument("--hallucination_silence_threshold", type=optional_float,
+                   default=defaults.hallucination_silence_threshold,
+                   help="(--compat openai, --word_timestamps True) skip silences longer than this many seconds "
+                        "around a likely hallucination")
+    p.add_argument("--carry_initial_prompt", type=str2bool, default=defaults.carry_initial_prompt,
+                   help="(--compat openai) put --initial_prompt before every window's prompt, not only the first")
+    # openai-whisper's word layout of srt and vtt files (writers.WriterOptions)
+    p.add_argument("--highlight_words", type=str2bool, default=False,
+                   help="(needs --word_timestamps True) in srt and vtt, underline each word while it is spoken")
+    p.add_argument("--max_line_width", type=optional_int, default=None,
+                   help="(needs --word_timestamps True) characters a subtitle line may hold before it breaks")
+    p.add_argument("--max_line_count", type=optional_int, default=None,
+                   help="(needs --word_timestamps True and --max_line_width) lines per subtitle; subtitles "
+                        "then run across segments")
+    p.add_argument("--max_words_per_line", type=optional_int, default=None,
+                   help="(needs --word_timestamps True; not with --max_line_count) words per subtitle at most")
     return p
 
 
 def decoding_options(args: argparse.Namespace) -> DecodingOptions:
-    """The decoding options the arguments ask for: every DecodingOptions field the parser defines
-    (ValueError for a bad combination)."""
-    given = vars(args)
-    return DecodingOptions(**{f.name: given[f.name] for f in dataclasses.fields(DecodingOptions) if f.name in given})
+    """The decoding options the arguments ask for: every DecodingOptions field the parser defines, an
+    option left at MODE_DEFAULT taking the default of the --compat mode (ValueError for a bad combination)."""
+    given = {f.name: vars(args)[f.name] for f in dataclasses.fields(DecodingOptions) if f.name in vars(args)}
+    given = {name: value for name, value in given.items() if value is not MODE_DEFAULT}
+    return openai_defaults(**given) if given.get("compat") == COMPAT_OPENAI else DecodingOptions(**given)
+
+
+def writer_options(args: argparse.Namespace) -> WriterOptions:
+    """The word layout the arguments ask for (ValueError, one line, for a bad combination): the options
+    lay out words, so they need --word_timestamps True (openai-whisper refuses them without it too)."""
+    given = [name for name in WORD_LAYOUT_OPTIONS if getattr(args, name)]
+    if given and not vars(args).get("word_timestamps", False):
+        raise ValueError(f"--{given[0]} needs --word_timestamps True: it lays out the words of srt and vtt files")
+    try:
+        return WriterOptions(**{name: getattr(args, name) for name in WORD_LAYOUT_OPTIONS})
+    except ValueError as err:  # the same message, naming the options as they are typed
+        raise ValueError(re.sub(rf"\b({'|'.join(WORD_LAYOUT_OPTIONS)})\b", r"--\1", str(err))) from None
 
 
 def chosen_model(args: argparse.Namespace) -> str:
@@ -127,11 +184,12 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise ValueError("no input given: pass audio files, directories, list files or URLs")
     check_job_options(args)
+    layout = writer_options(args)
     # a dask cluster's workers resolve the device themselves (they may have what this machine has not)
     device = args.device if args.executor == "dask" else resolve_device(args.device)  # fails before any read
     job = Job(options=decoding_options(args), limits=AudioLimits(max_seconds=args.max_audio_seconds),
               output_dir=os.path.abspath(args.output_dir) if args.output_dir else None,
-              output_format=args.output_format or "json", skip_existing=args.skip_existing)
+              output_format=args.output_format or "json", skip_existing=args.skip_existing, writer_options=layout)
     model = chosen_model(args)
     tasks = plan_tasks(expand_inputs(inputs))
     display = Display(tasks, shown=args.verbose and sys.stderr.isatty())

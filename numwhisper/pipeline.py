@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from .audio import open_samples
-from .decoding import DecodingOptions
+from .decoding import COMPAT_OPENAI, DecodingOptions, openai_defaults
 from .devices import Device, resolve_device
 from .formats.hub import DEFAULT_MODEL
 from .inputs import AudioLimits, WorkItem, expand_inputs
@@ -153,11 +153,14 @@ def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None,
     """PaddleX's entry point: a pipeline name or a path to a pipeline config YAML.
 
     device: PaddleX's spelling ("cpu", "gpu:0", ...; None: gpu:0 when Paddle sees a GPU, else cpu),
-    or "paddle:cpu" for the Paddle backend on the CPU (see ``devices``).
+    or "paddle:cpu" for the Paddle backend on the CPU (see ``devices``). ``options``: DecodingOptions
+    fields (``word_timestamps=True`` adds words); with compat="openai" the rest take openai-whisper's
+    defaults (``decoding.openai_defaults``).
     """
     device = resolve_device(device)  # fails before the config is read; None is decided once, here
     if pipeline == PIPELINE_NAME:
         config = default_config()
     else:
         config = load_config(pipeline)
-    return Pipeline(model_from_config(config), DecodingOptions(**options), device)
+    chosen = openai_defaults(**options) if options.get("compat") == COMPAT_OPENAI else DecodingOptions(**options)
+    return Pipeline(model_from_config(config), chosen, device)

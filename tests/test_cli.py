@@ -13,6 +13,7 @@ import scipy.signal
 import soundfile
 
 from numwhisper.golden import files as golden
+from numwhisper.golden import openai_files as openai_golden
 from numwhisper.pipeline import create_pipeline, load_config, transcribe_item
 from samples import JFK, JFK_WORDS, words
 from server_support import serving
@@ -257,3 +258,25 @@ def test_device_paddle_cpu_runs_the_paddle_backend_with_the_same_transcript(repo
     assert imports_paddle(paddle_run) and not imports_paddle(numpy_run)
     [ours], [theirs] = printed_results(numpy_run.stdout), printed_results(paddle_run.stdout)
     assert not golden.result_differences(theirs["res"]["result"], ours["res"]["result"])
+
+
+def test_compat_openai_with_words_writes_openai_whispers_files(repo, tmp_path):
+    """--compat openai --word_timestamps True: the json file is openai-whisper's result (scores within
+    tolerance) and the other formats equal what openai-whisper's own writers made of its golden result."""
+    done = numwhisper(repo, "golden/audio/en_jfk.wav", "--model", "tiny.en", "--compat", "openai",
+                      "--word_timestamps", "True", "--output_dir", tmp_path, "-f", "all", "--verbose", "False")
+    assert done.returncode == 0, done.stderr
+    case = openai_golden.OpenAICase("tiny.en", "cli", "en_jfk")
+    written = json.loads((tmp_path / "en_jfk.json").read_text())
+    problems, compared_words = openai_golden.result_differences(written, openai_golden.load_result(case))
+    assert not problems and compared_words.words == 22, problems
+    writers = openai_golden.openai_root() / "writers" / "tiny.en" / "none"
+    for fmt in ("srt", "vtt", "txt", "tsv"):
+        assert (tmp_path / f"en_jfk.{fmt}").read_bytes() == (writers / f"en_jfk.{fmt}").read_bytes(), fmt
+
+
+def test_word_layout_options_need_word_timestamps(repo, tmp_path):
+    done = numwhisper(repo, "golden/audio/en_jfk.wav", "--model", "tiny.en", "--highlight_words", "True")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: --highlight_words needs --word_timestamps True: it lays out "
+                                                "the words of srt and vtt files"]

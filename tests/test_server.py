@@ -27,6 +27,8 @@ import requests
 import soundfile
 
 import hostile
+from numwhisper.decoding import DecodingOptions
+from numwhisper.serve.schema import InferResponse, infer_result
 from numwhisper.threads import set_num_threads
 from numwhisper.transcription import transcribe
 from numwhisper.writers import to_srt, to_vtt
@@ -262,15 +264,42 @@ def test_openai_transcriptions_every_format(env):
     assert verbose["segments"] == [{**s, "tokens": list(s["tokens"])} for s in inner["segments"]]
 
 
+def test_openai_word_granularity_gives_the_librarys_words(env, loaded):
+    audio = env.clips["a"].read_bytes()
+    set_num_threads(1)
+    try:
+        library = transcribe(loaded(MODEL), str(env.clips["a"]), DecodingOptions(word_timestamps=True))["result"]
+    finally:
+        set_num_threads()
+    expected = [{"word": w["word"].strip(), "start": w["start"], "end": w["end"]}
+                for s in library["segments"] for w in s["words"]]
+    assert len(expected) >= 5
+
+    def ask(granularities):
+        fields = [("response_format", "verbose_json")] + [("timestamp_granularities[]", g) for g in granularities]
+        return requests.post(f"{env.open.url}{OPENAI}", files={"file": ("clip_a.wav", audio, "audio/wav")},
+                             data=fields, timeout=120)
+
+    words_only, both = ask(["word"]), ask(["word", "segment"])
+    assert words_only.status_code == 200 and both.status_code == 200, (words_only.text, both.text)
+    assert words_only.json()["words"] == expected and "segments" not in words_only.json()
+    assert both.json()["words"] == expected
+    assert [s["text"] for s in both.json()["segments"]] == [s["text"] for s in library["segments"]]
+    assert both.json()["segments"][0]["start"] == library["segments"][0]["start"]  # PaddleX's segments kept
+
+
 @pytest.mark.parametrize("fields, upload, status, fragment", [
     ({}, None, 400, "file is required"),
     ({"response_format": "xml"}, b"x", 400, "response_format"),
     ({"temperature": "2"}, b"x", 400, "between 0 and 1"),
     ({"temperature": "warm"}, b"x", 400, "must be a number"),
     ({"language": "klingon"}, b"x", 400, "unsupported language"),
+    ({"timestamp_granularities[]": "word"}, b"x", 400, "needs response_format verbose_json"),
+    ({"response_format": "verbose_json", "timestamp_granularities[]": "syllable"}, b"x", 400, "not understood"),
     ({}, b"plain text, not audio " * 10, 400, "not a readable audio file"),
     ({}, b"A" * (MAX_BODY + 1), 413, "too large"),
-], ids=["no file", "bad format", "hot", "not a number", "bad language", "non-audio", "too large"])
+], ids=["no file", "bad format", "hot", "not a number", "bad language", "words without verbose_json",
+        "unknown granularity", "non-audio", "too large"])
 def test_openai_refusals(env, fields, upload, status, fragment):
     files = {"file": ("upload.wav", upload)} if upload is not None else None
     response = requests.post(f"{env.open.url}{OPENAI}", data=fields, files=files, timeout=60)
@@ -345,3 +374,16 @@ def test_bad_serve_arguments_exit_2(repo, tmp_path):
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith("error: "), done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_paddlex_serving_answers_carry_words_only_when_the_result_has_them(repo, loaded):
+    model, clip = loaded(MODEL), str(repo / "golden" / "audio" / "en_jfk.wav")
+    plain_result = transcribe(model, clip, DecodingOptions(beam_size=None))
+    worded = transcribe(model, clip, DecodingOptions(beam_size=None, word_timestamps=True))
+    plain_answer = InferResponse(logId="x", result=infer_result(plain_result)).model_dump(mode="json")
+    worded_answer = InferResponse(logId="x", result=infer_result(worded)).model_dump(mode="json")
+    assert all("words" not in s for s in plain_answer["result"]["segments"])
+    for ours, result in zip(worded_answer["result"]["segments"], worded["result"]["segments"]):
+        assert ours["words"] == result["words"]
+        assert {k: v for k, v in ours.items() if k != "words"} == next(
+            s for s in plain_answer["result"]["segments"] if s["id"] == ours["id"])

@@ -1,6 +1,9 @@
-"""Transcript writers (txt, srt, vtt, tsv, json) parsed back, the files write_result names, and the
-writers on PaddleX's own result files. The result object itself is tested in test_result.py."""
+"""Transcript writers (txt, srt, vtt, tsv, json) parsed back, the files write_result names, the
+writers on PaddleX's own result files, and the word layout options (highlight_words, max_line_width,
+max_line_count, max_words_per_line) against openai-whisper's own writers' files. The result object
+itself is tested in test_result.py."""
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -8,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from numwhisper import writers
+from numwhisper.cli import build_parser, main, writer_options
+from numwhisper.errors import EXIT_ERROR
 from numwhisper.result import Result
-from numwhisper.writers import format_timestamp, write_result
+from numwhisper.writers import WriterOptions, format_timestamp, write_result
 from samples import segment
 
 MS = 0.001  # a written time must parse back to the segment time within one millisecond
@@ -164,3 +169,164 @@ def test_subtitles_of_paddlex_results_parse_back(golden):
     for (_, s_start, s_end, _), (v_start, v_end, _, _), seg in zip(srt, vtt, segments):
         assert max(abs(s_start - seg["start"]), abs(s_end - seg["end"])) <= MS
         assert max(abs(v_start - seg["start"]), abs(v_end - seg["end"])) <= MS
+
+
+# -------------------------------------------------------------------- word layout: openai-whisper's files
+
+OPENAI = Path(__file__).resolve().parent.parent / "golden" / "openai"
+WRITER_FILES = sorted((OPENAI / "writers").glob("*/*/*.*"))
+
+
+@functools.lru_cache(maxsize=None)
+def option_sets() -> dict:
+    """golden/openai/writers/option_sets.json: the source config of the results and every option set."""
+    return json.loads((OPENAI / "writers" / "option_sets.json").read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=None)
+def openai_result(model: str, clip: str) -> dict:
+    """An openai golden result (text, segments with words, language), the writers' files' source."""
+    path = OPENAI / model / option_sets()["source_config"] / f"{clip}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def jfk_words() -> dict:
+    return openai_result("base", "en_jfk")
+
+
+def test_openai_writer_files_cover_every_result_and_option_set():
+    sets = option_sets()["option_sets"]
+    formats = option_sets()["formats"]
+    for model in ("base", "tiny.en"):
+        clips = sorted(p.stem for p in (OPENAI / model / option_sets()["source_config"]).glob("*.json"))
+        assert clips, model
+        for name in sets:
+            expected = {f"{clip}.{fmt}" for clip in clips
+                        for fmt in formats["every option set"] + (formats["none only"] if name == "none" else [])}
+            assert {p.name for p in (OPENAI / "writers" / model / name).iterdir()} == expected, (model, name)
+
+
+@pytest.mark.parametrize("golden", WRITER_FILES, ids=lambda p: "/".join(p.parts[-3:]))
+def test_writers_equal_openai_whispers_byte_for_byte(golden):
+    model, name = golden.parts[-3], golden.parts[-2]
+    clip, fmt = golden.name.rsplit(".", 1)
+    options = WriterOptions(**option_sets()["option_sets"][name])
+    assert writers.WRITERS[fmt](openai_result(model, clip), options).encode("utf-8") == golden.read_bytes()
+
+
+# --------------------------------------------------------------------- word layout: the rules themselves
+
+def test_writer_options_refuse_limits_below_one_and_combinations_without_effect():
+    for field in ("max_line_width", "max_line_count", "max_words_per_line"):
+        with pytest.raises(ValueError, match=f"{field} must be >= 1"):
+            WriterOptions(**{"max_line_width": 10, field: 0})
+    with pytest.raises(ValueError, match="max_line_count needs max_line_width"):
+        WriterOptions(max_line_count=2)
+    with pytest.raises(ValueError, match="max_words_per_line has no effect"):
+        WriterOptions(max_line_width=42, max_line_count=2, max_words_per_line=4)
+    WriterOptions(max_line_width=42, max_words_per_line=4)  # openai-whisper warns, yet it changes the cues
+
+
+def test_words_without_options_give_one_cue_per_segment_from_first_to_last_word():
+    result = jfk_words()
+    cues = parse_srt(writers.to_srt(result))
+    assert len(cues) == len(result["segments"])
+    for (_, start, end, text), seg in zip(cues, result["segments"]):
+        assert text == "".join(w["word"] for w in seg["words"]).strip()
+        assert abs(start - seg["words"][0]["start"]) <= MS and abs(end - seg["words"][-1]["end"]) <= MS
+
+
+def test_line_width_and_count_bound_every_cue():
+    result = jfk_words()
+    longest_word = max(len(w["word"].strip()) for s in result["segments"] for w in s["words"])
+    width, count = 16, 2
+    assert longest_word <= width
+    text = writers.to_vtt(result, WriterOptions(max_line_width=width, max_line_count=count))
+    blocks = text[len("WEBVTT\n\n"):].rstrip("\n").split("\n\n")
+    lines = [block.split("\n")[1:] for block in blocks]
+    assert all(1 <= len(cue) <= count for cue in lines) and any(len(cue) == count for cue in lines)
+    assert all(len(line) <= width for cue in lines for line in cue)
+    spoken = " ".join(line for cue in lines for line in cue).split()
+    assert spoken == " ".join(w["word"] for s in result["segments"] for w in s["words"]).split()
+
+
+def test_highlight_underlines_each_word_once_in_order():
+    result = jfk_words()
+    words = [w for s in result["segments"] for w in s["words"]]
+    underlined = [text for _, _, _, text in parse_srt(writers.to_srt(result, WriterOptions(highlight_words=True)))
+                  if "<u>" in text]
+    assert [re.findall(r"<u>(.*?)</u>", text) for text in underlined] == [[w["word"].strip()] for w in words]
+
+
+def test_max_words_per_line_cuts_each_segment_into_short_subtitles():
+    result = jfk_words()
+    cues = parse_srt(writers.to_srt(result, WriterOptions(max_words_per_line=4)))
+    expected = []
+    for seg in result["segments"]:
+        whole, rest = divmod(len(seg["words"]), 4)
+        expected += [4] * whole + ([rest] if rest else [])
+    assert [len(text.split()) for _, _, _, text in cues] == expected
+
+
+def test_word_cues_never_hold_an_arrow():
+    result = json.loads(json.dumps(jfk_words()))
+    result["segments"][0]["words"][1]["word"] = " -->"
+    for options in (WriterOptions(), WriterOptions(highlight_words=True)):
+        srt, vtt = writers.to_srt(result, options), writers.to_vtt(result, options)
+        assert srt.count("-->") == len(parse_srt(srt)) and vtt.count("-->") == len(parse_vtt(vtt))
+        assert "And ->" in srt
+
+
+def test_paddlex_shaped_results_with_words_lay_out_alike_and_keep_their_json():
+    bare = jfk_words()
+    wrapped = {"input_path": "en_jfk.wav", "result": bare}
+    options = WriterOptions(max_line_width=20, highlight_words=True)
+    for fmt in ("srt", "vtt", "txt", "tsv"):
+        assert writers.WRITERS[fmt](wrapped, options) == writers.WRITERS[fmt](bare, options)
+    assert writers.to_json(wrapped) == json.dumps(wrapped, indent=4, ensure_ascii=False)
+    assert writers.to_json(bare) == json.dumps(bare)  # openai-whisper's json writer: one line, ASCII escapes
+
+
+def test_write_result_hands_the_options_to_the_subtitle_writers(tmp_path):
+    options = WriterOptions(max_line_width=20, max_line_count=1)
+    written = write_result(jfk_words(), tmp_path, "srt,vtt,txt", stem="jfk", options=options)
+    for path in written:
+        assert path.read_text(encoding="utf-8") == writers.WRITERS[path.suffix[1:]](jfk_words(), options)
+    assert (tmp_path / "jfk.srt").read_text(encoding="utf-8") != writers.to_srt(jfk_words())
+
+
+# ------------------------------------------------------------------------------------ word layout: CLI
+
+def test_cli_word_options_have_openai_whispers_names_types_and_defaults():
+    args = build_parser().parse_args(["clip.wav"])
+    assert (args.highlight_words, args.max_line_width, args.max_line_count, args.max_words_per_line) == (
+        False, None, None, None)
+    args = build_parser().parse_args(["clip.wav", "--highlight_words", "True", "--max_line_width", "42",
+                                      "--max_line_count", "2", "--max_words_per_line", "None"])
+    args.word_timestamps = True  # the flag --word_timestamps True sets
+    assert writer_options(args) == WriterOptions(highlight_words=True, max_line_width=42, max_line_count=2)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--highlight_words", "True"], "error: --highlight_words needs --word_timestamps True"),
+    (["--max_line_width", "42"], "error: --max_line_width needs --word_timestamps True"),
+    (["--max_words_per_line", "3"], "error: --max_words_per_line needs --word_timestamps True"),
+    (["--max_line_count", "2"], "error: --max_line_count needs --word_timestamps True"),
+])
+def test_cli_refuses_word_options_without_word_timestamps(flags, message, capsys):
+    assert main(["no_such_clip.wav", *flags]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max_line_count", "2"], "--max_line_count needs --max_line_width"),
+    (["--max_line_width", "0"], "--max_line_width must be >= 1"),
+    (["--max_line_width", "42", "--max_line_count", "2", "--max_words_per_line", "4"],
+     "--max_words_per_line has no effect with --max_line_width and --max_line_count"),
+])
+def test_cli_refuses_word_option_combinations_without_effect(flags, message):
+    args = build_parser().parse_args(["clip.wav", *flags])
+    args.word_timestamps = True  # the flag --word_timestamps True sets
+    with pytest.raises(ValueError, match=message):
+        writer_options(args)

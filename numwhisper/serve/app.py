@@ -5,7 +5,7 @@ Routes:
 - ``POST /multilingual-speech-recognition``: PaddleX serving's endpoint for this pipeline (JSON
   ``{"audio": ...}``; see ``schema``).
 - ``POST /v1/audio/transcriptions``: OpenAI's transcription endpoint (multipart ``file``, ``model``,
-  ``language``, ``prompt``, ``response_format``, ``temperature``).
+  ``language``, ``prompt``, ``response_format``, ``temperature``, ``timestamp_granularities[]``).
 - ``GET /health``: ``{"logId", "errorCode": 0, "errorMsg": "Healthy"}``.
 
 A request to either POST route is first admitted by ``RequestGate``: one whose declared body is over
@@ -39,14 +39,14 @@ from ..threads import set_num_threads
 from ..transcription import WhisperModel, transcribe_mel
 from .config import ServeConfig
 from .schema import (HEALTHY_MESSAGE, RESPONSE_FORMATS, ErrorResponse, InferRequest, InferResponse,
-                            error_response, infer_result, new_log_id, openai_body, openai_error)
+                            GRANULARITIES, error_response, infer_result, new_log_id, openai_body, openai_error)
 from .sources import Refused, Source, SourcePolicy, read_audio, resolve
 
 INFER_PATH = "/multilingual-speech-recognition"
 OPENAI_PATH = "/v1/audio/transcriptions"
 HEALTH_PATH = "/health"
 GATED_PATHS = (INFER_PATH, OPENAI_PATH)
-OPENAI_FIELDS = ("model", "language", "prompt", "response_format", "temperature")
+OPENAI_FIELDS = ("model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]")
 MAX_FORM_FIELDS = 16
 RETRY_AFTER_SECONDS = "1"
 
@@ -172,7 +172,7 @@ class Transcriber:
 
     def work(self, source: Source, options) -> Tuple[dict, float]:
         """In a worker thread: decode the audio and transcribe it -> (PaddleX's result dict, seconds of audio)."""
-        samples, mel = read_audio(source, self.policy, self.model, options.paddlex)
+        samples, mel = read_audio(source, self.policy, self.model, options)
         result = {"input_path": None, "result": transcribe_mel(self.model, mel, options)}
         return result, samples.n_samples / SAMPLE_RATE
 
@@ -215,12 +215,27 @@ def form_text(form, name: str) -> Optional[str]:
     return value if value else None
 
 
+def timestamp_granularities(form, response_format: str) -> tuple:
+    """The ``timestamp_granularities[]`` fields (default: segment); Refused (400) for an unknown one, or
+    for any outside verbose_json, as OpenAI's API answers."""
+    given = [value for key in ("timestamp_granularities[]", "timestamp_granularities") for value in form.getlist(key)]
+    if any(isinstance(value, UploadFile) for value in given):
+        raise Refused(400, "timestamp_granularities[] must be a text field, not a file")
+    unknown = sorted(set(given) - set(GRANULARITIES))
+    if unknown:
+        raise Refused(400, f"timestamp_granularities[] {unknown} not understood; choose from {', '.join(GRANULARITIES)}")
+    if given and response_format != "verbose_json":
+        raise Refused(400, "timestamp_granularities[] needs response_format verbose_json")
+    return tuple(g for g in GRANULARITIES if g in given) or ("segment",)
+
+
 def openai_options(form, defaults):
-    """OpenAI's form fields -> (DecodingOptions, response_format); Refused (400) for a bad value."""
+    """OpenAI's form fields -> (DecodingOptions, response_format, granularities); Refused (400) for a bad value."""
     response_format = form_text(form, "response_format") or "json"
     if response_format not in RESPONSE_FORMATS:
         raise Refused(400, f"response_format {response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}")
-    changes = {}
+    granularities = timestamp_granularities(form, response_format)
+    changes = {"word_timestamps": True} if "word" in granularities else {}
     if form_text(form, "language"):
         changes["language"] = form_text(form, "language")
     if form_text(form, "prompt"):
@@ -234,7 +249,7 @@ def openai_options(form, defaults):
         if not 0.0 <= changes["temperature"] <= 1.0:
             raise Refused(400, f"temperature must be between 0 and 1, got {temperature}")
     try:
-        return dataclasses.replace(defaults, **changes), response_format
+        return dataclasses.replace(defaults, **changes), response_format, granularities
     except ValueError as err:
         raise Refused(400, str(err)) from None
 
@@ -302,12 +317,12 @@ def create_app(model: WhisperModel, config: ServeConfig = ServeConfig(), model_n
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise Refused(400, "file is required: upload the audio as multipart/form-data field 'file'")
-            options, response_format = openai_options(form, config.decoding)
+            options, response_format, granularities = openai_options(form, config.decoding)
             source = Source(upload.filename or "file", await upload.read())
         finally:
             await form.close()
         result, duration = await transcriber.run(source, options)
-        body, media_type = openai_body(result, response_format, options.task, duration)
+        body, media_type = openai_body(result, response_format, options.task, duration, granularities)
         return Response(body, media_type=media_type)
 
     return app

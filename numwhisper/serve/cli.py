@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..arguments import optional_int
-from ..decoding import COMPAT_PADDLEX, DecodingOptions
+from ..arguments import optional_int, str2bool
+from ..decoding import COMPAT_MODES, COMPAT_OPENAI, DecodingOptions, openai_defaults
 from ..errors import ModelFileError, print_error
 from ..formats.hub import DEFAULT_MODEL
 from ..inputs import FetchOptions
@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="None for greedy decoding")
     decoding.add_argument("--language", default=None, help="language code or name (default: detect)")
     decoding.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
-    decoding.add_argument("--compat", default=None, choices=[COMPAT_PADDLEX])
+    decoding.add_argument("--compat", default=None, choices=[c for c in COMPAT_MODES if c],
+                          help="paddlex: PaddleX's bugs too; openai: openai-whisper's transcribe, its defaults "
+                               "and result dict")
+    decoding.add_argument("--word_timestamps", type=str2bool, default=False,
+                          help="words in every answer's segments (the OpenAI route also gives them on "
+                               "timestamp_granularities[]=word)")
     return p
 
 
@@ -70,7 +75,9 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """The service config the arguments ask for (ValueError for a bad value)."""
     fetch = FetchOptions(timeout=args.fetch_timeout, max_bytes=args.max_fetch_bytes, max_redirects=args.max_redirects)
     policy = SourcePolicy.create(args.allow_dir, fetch, args.max_audio_seconds)
-    decoding = DecodingOptions(beam_size=args.beam_size, language=args.language, task=args.task, compat=args.compat)
+    given = dict(beam_size=args.beam_size, language=args.language, task=args.task, compat=args.compat,
+                 word_timestamps=args.word_timestamps)
+    decoding = openai_defaults(**given) if args.compat == COMPAT_OPENAI else DecodingOptions(**given)
     return ServeConfig(workers=args.workers, queue_size=args.queue_size, max_body_bytes=args.max_body_bytes,
                        threads=args.threads, policy=policy, decoding=decoding)
 

@@ -6,18 +6,21 @@ Two dialects:
   ``{"logId", "result": {"text", "segments", "language"}, "errorCode": 0, "errorMsg": "Success"}``,
   segment keys in camelCase (``avg_logprob`` -> ``avgLogProb``, ``compression_ratio`` ->
   ``compressionRatio``, ``no_speech_prob`` -> ``noSpeechProb``) and values cast as PaddleX's schema
-  declares them (so ``temperature`` 0 is sent as 0.0); failure ``{"logId", "errorCode": <HTTP
+  declares them (so ``temperature`` 0 is sent as 0.0); with word timestamps each segment also
+  has ``words`` [{"word", "start", "end", "probability"}]; failure ``{"logId", "errorCode": <HTTP
   status>, "errorMsg": <cause>}``.
 - OpenAI's audio API (``POST /v1/audio/transcriptions``): ``json`` -> ``{"text"}``; ``verbose_json`` ->
   ``{"task", "language" (English name), "duration", "text", "segments"}`` with the result's snake_case
-  segments; ``text``, ``srt`` and ``vtt`` as plain text; failure ``{"error": {"message", "type",
+  segments; with ``timestamp_granularities[]=word`` a top-level ``words`` [{"word", "start", "end"}]
+  (the word without its leading space, as OpenAI answers), and ``segments`` only when ``segment`` is
+  asked for too; ``text``, ``srt`` and ``vtt`` as plain text; failure ``{"error": {"message", "type",
   "param", "code"}}``.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 from pydantic import BaseModel
 
@@ -31,6 +34,7 @@ HEALTHY_MESSAGE = "Healthy"
 CAMEL_CASE_KEYS = {"avg_logprob": "avgLogProb", "compression_ratio": "compressionRatio",
                    "no_speech_prob": "noSpeechProb"}
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("segment", "word")  # OpenAI's timestamp_granularities[]
 TEXT_MEDIA = "text/plain; charset=utf-8"
 
 
@@ -67,11 +71,26 @@ class Segment(SegmentBase):
     noSpeechProb: float
 
 
+class Word(BaseModel):
+    """One word of a segment, with its times (seconds) and probability."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+class SegmentWithWords(Segment):
+    """A segment of a transcription made with word timestamps."""
+
+    words: List[Word]
+
+
 class InferResult(BaseModel):
     """The transcript: whole text, segments and language code."""
 
     text: str
-    segments: List[Segment]
+    segments: List[Union[SegmentWithWords, Segment]]
     language: str
 
 
@@ -100,8 +119,9 @@ def camel_segment(segment: Mapping) -> dict:
 def infer_result(result: Mapping) -> InferResult:
     """PaddleX's result dict ({"input_path", "result": {...}} or the inner dict) -> the serving result."""
     transcript = transcript_of(result)
-    return InferResult(text=transcript["text"], language=transcript["language"],
-                       segments=[Segment(**camel_segment(segment)) for segment in transcript["segments"]])
+    segments = [(SegmentWithWords if "words" in segment else Segment)(**camel_segment(segment))
+                for segment in transcript["segments"]]
+    return InferResult(text=transcript["text"], language=transcript["language"], segments=segments)
 
 
 def error_response(status: int, message: str, log_id: Optional[str] = None) -> dict:
@@ -125,14 +145,23 @@ class VerboseSegment(SegmentBase):
     no_speech_prob: float
 
 
+class TimedWord(BaseModel):
+    """A word of OpenAI's ``verbose_json`` response."""
+
+    word: str
+    start: float
+    end: float
+
+
 class VerboseTranscription(BaseModel):
-    """OpenAI's ``verbose_json`` response."""
+    """OpenAI's ``verbose_json`` response; ``segments`` and ``words`` as the granularities ask."""
 
     task: str
     language: str
     duration: float
     text: str
-    segments: List[VerboseSegment]
+    segments: Optional[List[VerboseSegment]] = None
+    words: Optional[List[TimedWord]] = None
 
 
 def language_name(code: str) -> str:
@@ -143,17 +172,27 @@ def language_name(code: str) -> str:
         return code
 
 
-def openai_body(result: Mapping, response_format: str, task: str, duration: float) -> Tuple[str, str]:
-    """A result rendered as OpenAI's ``response_format`` -> (body text, media type)."""
+def timed_words(segments: Sequence[Mapping]) -> List[TimedWord]:
+    """Every word of the segments, in order, as OpenAI lists them (no leading space, no probability)."""
+    return [TimedWord(word=w["word"].strip(), start=w["start"], end=w["end"])
+            for segment in segments for w in segment.get("words", [])]
+
+
+def openai_body(result: Mapping, response_format: str, task: str, duration: float,
+                granularities: Sequence[str] = ("segment",)) -> Tuple[str, str]:
+    """A result rendered as OpenAI's ``response_format`` -> (body text, media type); ``granularities``
+    (verbose_json only) picks segments and/or words."""
     transcript = transcript_of(result)
     text = transcript["text"].strip()
     if response_format == "json":
         return Transcription(text=text).model_dump_json(), "application/json"
     if response_format == "verbose_json":
-        verbose = VerboseTranscription(task=task, language=language_name(transcript["language"]),
-                                       duration=duration, text=text,
-                                       segments=[VerboseSegment(**plain(s)) for s in transcript["segments"]])
-        return verbose.model_dump_json(), "application/json"
+        segments = transcript["segments"]
+        verbose = VerboseTranscription(
+            task=task, language=language_name(transcript["language"]), duration=duration, text=text,
+            segments=[VerboseSegment(**plain(s)) for s in segments] if "segment" in granularities else None,
+            words=timed_words(segments) if "word" in granularities else None)
+        return verbose.model_dump_json(exclude_none=True), "application/json"
     if response_format == "text":
         return text + "\n", TEXT_MEDIA
     if response_format == "srt":

@@ -25,6 +25,7 @@ from pathlib import Path, PurePath
 from typing import Iterable, Tuple, Union
 
 from ..audio import Samples, open_samples
+from ..decoding import DecodingOptions
 from ..errors import InputError
 from ..inputs import AUDIO_SUFFIXES, AudioLimits, FetchOptions, base64_payload, fetch_url, is_url, looks_like_base64
 from ..mel import MelWindows
@@ -122,16 +123,16 @@ def resolve(text: str, policy: SourcePolicy) -> Source:
     return Source(text, allowed_path(text, policy.allow_dirs))
 
 
-def read_audio(source: Source, policy: SourcePolicy, model: WhisperModel, paddlex: bool = False
+def read_audio(source: Source, policy: SourcePolicy, model: WhisperModel, options: DecodingOptions
                ) -> Tuple[Samples, MelWindows]:
-    """A Source -> (its Samples, its log-mel windows); Refused (400) for audio that is unreadable or outside
-    the limits.
+    """A Source -> (its Samples, the log-mel windows ``options`` decode: PaddleX's, or openai-whisper's
+    with compat="openai"); Refused (400) for audio that is unreadable or outside the limits.
 
     The limits are the library's admission rules (``inputs.AudioLimits``) with the operator's maximum
     duration, checked against the header before decoding and against the samples while decoding.
     """
     try:
-        samples = open_samples(source.data, paddlex=paddlex, name=source.name, limits=policy.limits)
-        return samples, log_mel_windows(model, samples)
+        samples = open_samples(source.data, paddlex=options.paddlex, name=source.name, limits=policy.limits)
+        return samples, log_mel_windows(model, samples, options.openai)
     except InputError as err:
         raise Refused(400, str(err)) from None
