@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from numwhisper.golden import files as golden
+from numwhisper.golden import openai_files as openai_golden
 
 MANIFEST = golden.manifest()
 CASES = golden.cases()
@@ -94,3 +95,35 @@ def test_compare_reports_the_worst_place():
     inf = np.array([-np.inf, 1.0])
     assert golden.compare("inf", inf, inf, atol=0.0).ok
     assert not golden.compare("nan", np.array([np.nan, 1.0]), inf, atol=1e9).ok
+
+
+# ---------------------------------------------------------------------------------- openai-whisper's goldens
+
+OPENAI_MANIFEST = openai_golden.manifest()
+
+
+def test_openai_manifest_names_its_versions_configs_and_models():
+    assert OPENAI_MANIFEST["environment"]["openai-whisper"] == "20250625"
+    assert set(OPENAI_MANIFEST["configs"]) == set(openai_golden.OPENAI_CONFIGS)
+    assert OPENAI_MANIFEST["configs"]["cli"]["beam_size"] == 5 and len(OPENAI_MANIFEST["configs"]["cli"]["temperature"]) == 6
+    assert OPENAI_MANIFEST["configs"]["greedy"]["temperature"] == [0.0]
+    for name, model in OPENAI_MANIFEST["models"].items():  # the same weights as PaddleX's goldens
+        assert model["source_safetensors_sha256"] == MANIFEST["models"][name]["source_safetensors_sha256"]
+
+
+@pytest.mark.parametrize("rel", sorted(OPENAI_MANIFEST["files"]))
+def test_openai_file_checksum(rel):
+    path = openai_golden.openai_root() / rel
+    assert path.is_file(), f"listed in golden/openai/manifest.json but missing: {rel}"
+    assert golden.sha256(path) == OPENAI_MANIFEST["files"][rel], f"openai/{rel} changed since the manifest was written"
+
+
+def test_every_openai_file_is_listed_and_every_paddlex_case_has_an_openai_one():
+    root = openai_golden.openai_root()
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"manifest.json", "README.md"}
+    assert on_disk == set(OPENAI_MANIFEST["files"]) - {"README.md"}
+    for case in CASES:
+        for config in ("cli", "greedy"):
+            assert f"{case.model}/{config}/{case.clip}" in OPENAI_MANIFEST["cases"]
+        for config in golden.CONFIGS:
+            assert f"{case.model}/paddlex_words/{config}/{case.clip}.json" in OPENAI_MANIFEST["files"]

@@ -26,9 +26,9 @@ LAYERS = (
     ("formats", ("formats.*",)),
     ("audio", ("inputs", "audio", "progress", "writers")),
     ("network", ("kernels", "ops", "model", "tokenizer", "devices", "backend", "paddle_backend")),
-    ("decoding", ("decoding", "transcription")),
+    ("decoding", ("decoding", "timing", "transcription_openai", "transcription")),
     ("facades", ("pipeline", "batch", "cluster",
-                 "golden.files", "golden.contract", "golden.check", "golden.reference")),
+                 "golden.files", "golden.openai_files", "golden.contract", "golden.check", "golden.reference")),
     ("commands", ("cli", "__main__", "serve.*", "golden.cli", "golden.__main__", "golden.examples.*")),
     ("package", ("",)),
 )

@@ -12,6 +12,11 @@ where there is one, so a failure points at the stage that broke:
     results   whole transcriptions (shared decoding over the backend, compat="paddlex") of every
               golden config vs PaddleX's result JSON: exact fields equal, scores within tolerance
 
+Against openai-whisper's goldens (``openai_files``; the command's ``--reference openai``):
+
+    openai    whole transcriptions with compat="openai" vs openai-whisper's result dicts
+    words     the words of those transcriptions vs openai-whisper's
+
 Each Check says how much it compared (``Coverage``: the golden files hold some tensors in full and
 some as subsets) and how close it came to its tolerance (``margin``, the worst difference as a
 fraction of the tolerance). Tolerances come from ``tolerances`` only.
@@ -34,10 +39,13 @@ from ..mel import N_FRAMES, MelWindows, pad_or_trim
 from ..tokenizer import Tokenizer
 from ..transcription import WhisperModel, Window, transcribe
 from . import contract, files
+from . import openai_files
 from .tolerances import (DECODER_CACHE_ATOL, ENCODER_ATOL, ENCODER_REL_FROBENIUS, LANGUAGE_PROBS_ATOL, LOG_MEL_ATOL,
-                         LOGITS_ATOL, LOGITS_TOPK_ORDER, RESULT_SCORE_ATOL)
+                         LOGITS_ATOL, LOGITS_TOPK_ORDER, RESULT_SCORE_ATOL, WORD_PROBABILITY_ATOL, WORD_TIME_ATOL,
+                         WORD_TIMES_EXACT_SHARE)
 
 STAGES = ("mel", "encoder", "logits", "language", "contract", "results")
+OPENAI_STAGES = ("openai", "words")
 TOLERANCES = {
     "mel": f"{LOG_MEL_ATOL:g}",
     "encoder": f"{ENCODER_ATOL:g}, relF {ENCODER_REL_FROBENIUS:g}",
@@ -45,6 +53,8 @@ TOLERANCES = {
     "language": f"{LANGUAGE_PROBS_ATOL:g}, top language",
     "contract": f"{DECODER_CACHE_ATOL:g}, ValueError rules",
     "results": f"exact, scores {RESULT_SCORE_ATOL:g}",
+    "openai": f"exact, scores {RESULT_SCORE_ATOL:g}",
+    "words": f"{WORD_TIME_ATOL:g} s, {100 * WORD_TIMES_EXACT_SHARE:g}% equal, p {WORD_PROBABILITY_ATOL:g}",
 }
 
 
@@ -345,6 +355,51 @@ def check_results(model: WhisperModel, case: files.Case, configs: Sequence[str],
         result = check_result(case_name(case), config, ours, theirs)
         checks.append(dataclasses.replace(result, seconds=time.perf_counter() - start))
     return checks
+
+
+def unsampled(result: dict, before: Optional[int]) -> dict:
+    """A result cut to the segments of windows before seek ``before`` (None: all of it). The whole
+    text is left out of a cut result: it covers the windows that are not compared."""
+    if before is None:
+        return result
+    return {**result, "text": None, "segments": [s for s in result["segments"] if s["seek"] < before]}
+
+
+def check_openai_case(model: WhisperModel, case: openai_files.OpenAICase, encode, root=files.GOLDEN_DIR) -> list:
+    """One openai golden: the "openai" Check (result fields) and the "words" Check.
+
+    Windows openai-whisper decoded at a temperature above 0 drew torch's random numbers, which no
+    other implementation reproduces: from the first such window on, nothing is compared, and the
+    coverage says how much was.
+    """
+    start = time.perf_counter()
+    path = root / "audio" / f"{case.clip}.wav"
+    try:
+        ours = transcribe(model, str(path), openai_files.options_for(case.config, root), encode=encode)["result"]
+    except Exception as err:  # a backend under test may fail any way; report it, do not crash
+        message = f"{case.name}: transcription raised {type(err).__name__}: {err}"
+        return [Check(stage, case.name, False, float("inf"), message, margin=float("inf")) for stage in OPENAI_STAGES]
+    theirs = openai_files.load_result(case, root)
+    cut = openai_files.first_sampled_window(theirs)
+    mine, ref = unsampled(ours, cut), unsampled(theirs, cut)
+    problems, words = openai_files.result_differences(mine, ref)
+    word_problems = [p for p in problems if p in words.problems]
+    field_problems = [p for p in problems if p not in words.problems]
+    if words.exact_share < WORD_TIMES_EXACT_SHARE:
+        word_problems.append(f"{words.times_equal} of {words.words} words have openai-whisper's times "
+                             f"({100 * words.exact_share:.1f}% < {100 * WORD_TIMES_EXACT_SHARE:g}%)")
+    seconds = time.perf_counter() - start
+    segments = Coverage("segments", len(ref["segments"]), len(theirs["segments"]))
+    n_words = len(openai_files.words_of(theirs["segments"]))
+    score = score_diff(mine, ref)
+    return [
+        Check("openai", case.name, not field_problems, score, "\n".join(f"{case.name}: {p}" for p in field_problems),
+              seconds, margin(score, RESULT_SCORE_ATOL), segments),
+        Check("words", case.name, not word_problems, words.worst_time,
+              "\n".join(f"{case.name}: {p}" for p in word_problems), 0.0,
+              max(margin(words.worst_time, WORD_TIME_ATOL), margin(words.worst_probability, WORD_PROBABILITY_ATOL)),
+              Coverage("words", words.words, n_words)),
+    ]
 
 
 def _count(n: int) -> str:

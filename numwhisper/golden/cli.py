@@ -11,6 +11,9 @@ return an object with the ``backend.Backend`` methods. Exit status: 0 when every
 Models without golden files (other sizes, random-weight stand-ins of them: ``formats.synthetic``)
 are checked against a reference backend instead: ``--reference paddle --model-file F`` runs the
 reference on the golden clips and applies the same stage checks and tolerances (``reference``).
+
+``--reference openai`` checks against openai-whisper's goldens instead (``golden/openai/``): whole
+transcriptions with compat="openai", their fields and their words (stages ``openai`` and ``words``).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from ..errors import EXIT_ERROR, print_error
 from ..formats.checkpoint import load
 from ..formats.hub import resolve
 from ..transcription import WhisperModel
-from . import files
-from .check import (STAGES, case_name, check_case_tensors, check_contract, check_results, check_tensors, clip_audio,
-                    shared_encoder, table)
+from . import files, openai_files
+from .check import (OPENAI_STAGES, STAGES, case_name, check_case_tensors, check_contract, check_openai_case,
+                    check_results, check_tensors, clip_audio, shared_encoder, table)
 from .reference import LOGIT_STEPS, reference_case
 
 IN_TREE = {"numpy": "numwhisper.backend:numpy_backend", "paddle": "numwhisper.paddle_backend:paddle_backend"}
+OPENAI_REFERENCE = "openai"  # --reference openai: openai-whisper's goldens
 QUICK_CONFIGS = ("greedy",)
 EXIT_CHECK_FAILED = 1
 
@@ -74,10 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configs", default=",".join(files.CONFIGS), help="golden configs for the results stage")
     p.add_argument("--quick", action="store_true",
                    help=f"results stage on the {'/'.join(QUICK_CONFIGS)} config only (every other stage in full)")
-    p.add_argument("--reference", default=None, metavar="MODULE:FACTORY",
-                   help="instead of the golden files, compare with this reference backend run on the golden "
-                        "clips (for models without goldens, e.g. other sizes); needs --model-file; stages "
-                        f"{','.join(REFERENCE_STAGES)}")
+    p.add_argument("--reference", default=None, metavar="MODULE:FACTORY|openai",
+                   help="instead of PaddleX's golden files: 'openai' checks whole transcriptions and words "
+                        f"(compat=\"openai\", configs {','.join(openai_files.OPENAI_CONFIGS)}) against "
+                        "openai-whisper's goldens; a MODULE:FACTORY compares with that reference backend run on "
+                        "the golden clips (for models without goldens, e.g. other sizes; needs --model-file; "
+                        f"stages {','.join(REFERENCE_STAGES)})")
     p.add_argument("--model-file", default=None, help="with --reference: the model file both backends load")
     return p
 
@@ -110,6 +116,8 @@ def listed(text: str, allowed: Sequence[str], what: str) -> tuple:
 def run(args) -> int:
     """Run the selected checks; print the table and every failure's report."""
     root = files.require(files.GOLDEN_DIR)
+    if args.reference == OPENAI_REFERENCE:
+        return run_against_openai(args, root)
     if args.reference or args.model_file:
         return run_against_reference(args, root)
     stages = listed(args.stages, STAGES, "--stages")
@@ -142,6 +150,34 @@ def run(args) -> int:
     print(f"golden parity of {args.backend}" + (f" on {args.device}" if args.device else "")
           + f": {len(cases)} cases{results}")
     return report(checks, stages)
+
+
+def run_against_openai(args, root) -> int:
+    """Whole transcriptions (compat="openai") and their words against openai-whisper's goldens."""
+    configs = (openai_files.OPENAI_CONFIGS if args.configs == ",".join(files.CONFIGS)
+               else listed(args.configs, openai_files.OPENAI_CONFIGS, "--configs (with --reference openai)"))
+    wanted = {w.strip() for w in (args.cases or "").split(",") if w.strip()}
+    cases = [c for c in openai_files.cases(root, configs) if (not args.model or c.model in args.model)
+             and (not wanted or c.clip in wanted or c.name in wanted or f"{c.model}/{c.clip}" in wanted)]
+    if not cases:
+        raise ValueError("no openai golden case matches --model/--cases/--configs")
+    factory = load_factory(args.backend)
+    checks = []
+    for model_name in dict.fromkeys(c.model for c in cases):
+        path = resolve(model_name)
+        backend = make_backend(factory, path, args.device)
+        model = WhisperModel.with_backend(backend, load(path).metadata)
+        encode = shared_encoder({})
+        print(f"{model_name}: backend {getattr(backend, 'name', args.backend)}", file=sys.stderr)
+        for case in (c for c in cases if c.model == model_name):
+            found = check_openai_case(model, case, encode, root)
+            bad = [c.stage for c in found if not c.ok]
+            print(f"  {case.name}: {'FAIL ' + ','.join(bad) if bad else 'ok'} ({found[0].seconds:.1f}s)",
+                  file=sys.stderr)
+            checks += found
+    print(f"openai-whisper parity of {args.backend}" + (f" on {args.device}" if args.device else "")
+          + f": {len(cases)} cases, configs {','.join(configs)}")
+    return report(checks, OPENAI_STAGES)
 
 
 def run_against_reference(args, root) -> int:

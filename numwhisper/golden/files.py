@@ -255,30 +255,31 @@ EXACT_FIELDS = ("id", "seek", "start", "end", "text", "tokens", "temperature")
 SCORE_FIELDS = ("avg_logprob", "no_speech_prob", "compression_ratio")
 
 
-def result_differences(ours: dict, theirs: dict, skip=(), score_atol: float = RESULT_SCORE_ATOL) -> list:
-    """Every way ``ours`` (a result body) differs from PaddleX's, as readable lines (empty: identical)."""
+def result_differences(ours: dict, theirs: dict, skip=(), score_atol: float = RESULT_SCORE_ATOL,
+                       reference: str = "PaddleX") -> list:
+    """Every way ``ours`` (a result body) differs from the ``reference``'s, as readable lines (empty: identical)."""
     problems = []
     for key in ("text", "language"):
         if ours[key] != theirs[key]:
-            problems.append(f"{key}: ours {ours[key]!r} != PaddleX {theirs[key]!r}")
+            problems.append(f"{key}: ours {ours[key]!r} != {reference} {theirs[key]!r}")
     if list(ours) != list(theirs):
-        problems.append(f"result keys: ours {list(ours)} != PaddleX {list(theirs)}")
+        problems.append(f"result keys: ours {list(ours)} != {reference} {list(theirs)}")
     a, b = ours["segments"], theirs["segments"]
     if len(a) != len(b):
-        problems.append(f"{len(a)} segments != PaddleX's {len(b)}: ours {[s['text'] for s in a]} "
-                        f"PaddleX {[s['text'] for s in b]}")
+        problems.append(f"{len(a)} segments != {reference}'s {len(b)}: ours {[s['text'] for s in a]} "
+                        f"{reference} {[s['text'] for s in b]}")
     for mine, ref in zip(a, b):
         where = f"segment {ref['id']}"
         if list(mine) != list(ref):
-            problems.append(f"{where} keys: ours {list(mine)} != PaddleX {list(ref)}")
+            problems.append(f"{where} keys: ours {list(mine)} != {reference} {list(ref)}")
         for field in EXACT_FIELDS:
             if mine[field] != ref[field] or type(mine[field]) is not type(ref[field]):
-                problems.append(f"{where}.{field}: ours {mine[field]!r} != PaddleX {ref[field]!r}")
+                problems.append(f"{where}.{field}: ours {mine[field]!r} != {reference} {ref[field]!r}")
         for field in SCORE_FIELDS:
             if field in skip:
                 continue
             if type(mine[field]) is not float or abs(mine[field] - ref[field]) > score_atol:
-                problems.append(f"{where}.{field}: ours {mine[field]!r} vs PaddleX {ref[field]!r} "
+                problems.append(f"{where}.{field}: ours {mine[field]!r} vs {reference} {ref[field]!r} "
                                 f"(atol {score_atol})")
     return problems
 
