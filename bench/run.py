@@ -45,12 +45,14 @@ OPTIONS = ("greedy", "beam5")
 PEERS = ("faster-whisper-fp32", "faster-whisper-int8", "openai-whisper", "paddlex")
 
 
-def run_once(python: str, system: str, clip: Path, option: str, threads: int, model: str, timeout: float) -> dict:
-    """One worker process -> its JSON line plus wall_s (spawn to exit) and peak_rss_mib (or an error)."""
+def run_once(python: str, system: str, clip: Path, option: str, threads: int, model: str, timeout: float,
+             extra: tuple = ()) -> dict:
+    """One worker process (``extra``: more worker arguments) -> its JSON line plus wall_s (spawn to exit)
+    and peak_rss_mib (or an error)."""
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads)
-    cmd = [python, str(WORKER), system, str(clip), option, "--threads", str(threads), "--model-dir", model]
+    cmd = [python, str(WORKER), system, str(clip), option, "--threads", str(threads), "--model-dir", model, *extra]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=str(REPO))

@@ -1,12 +1,13 @@
 """One measured run of one system: import, load, transcribe one clip, print one JSON line.
 
-    python bench/worker.py SYSTEM CLIP.wav {greedy|beam5} --threads 2 --model-dir DIR
+    python bench/worker.py SYSTEM CLIP.wav {greedy|beam5} --threads 2 --model-dir DIR [--words]
 
 Run by ``bench/run.py`` in a fresh process per run (so the parent reads this process's peak RSS
 from ``wait4``); SYSTEM is one of ``SYSTEMS``. Times are ``time.perf_counter`` from the start of
 this module: ``import`` (the library), ``load`` (the model) and ``transcribe`` (reading the audio
 included). Every system decodes at temperature 0 with no fallback, PaddleX's thresholds, previous
-text as prompt, and detects the language on the first 30 s.
+text as prompt, and detects the language on the first 30 s. ``--words`` asks each system for word
+timestamps (``word_timestamps=True``; not PaddleX, which has none) and reports how many words came back.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def windows(seeks) -> int:
     return len(set(int(seek) for seek in seeks))
 
 
-def run_numwhisper(clip: str, beam, threads: int, model_dir: str) -> dict:
+def run_numwhisper(clip: str, beam, threads: int, model_dir: str, words: bool = False) -> dict:
     """numwhisper's Python API on the NumPy/Numba backend."""
     import numwhisper
     from numwhisper.threads import set_num_threads
@@ -39,13 +40,14 @@ def run_numwhisper(clip: str, beam, threads: int, model_dir: str) -> dict:
     t_import = time.perf_counter()
     model = numwhisper.load_model(model_dir, device="cpu")
     t_load = time.perf_counter()
-    result = model.transcribe(clip, beam_size=beam)["result"]
+    result = model.transcribe(clip, beam_size=beam, word_timestamps=words)["result"]
     t_done = time.perf_counter()
     return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=result["text"], language=result["language"],
-                n_segments=len(result["segments"]), windows=windows([s["seek"] for s in result["segments"]]))
+                n_segments=len(result["segments"]), windows=windows([s["seek"] for s in result["segments"]]),
+                n_words=sum(len(s.get("words", [])) for s in result["segments"]))
 
 
-def run_faster_whisper(clip: str, beam, threads: int, model_dir: str, compute_type: str) -> dict:
+def run_faster_whisper(clip: str, beam, threads: int, model_dir: str, compute_type: str, words: bool = False) -> dict:
     """faster-whisper (CTranslate2) at ``compute_type``; its default temperature fallback switched off."""
     from faster_whisper import WhisperModel
 
@@ -53,30 +55,34 @@ def run_faster_whisper(clip: str, beam, threads: int, model_dir: str, compute_ty
     model = WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=threads, num_workers=1)
     t_load = time.perf_counter()
     segments, info = model.transcribe(clip, beam_size=beam or 1, temperature=0.0, best_of=1,
-                                      condition_on_previous_text=True, vad_filter=False)
+                                      condition_on_previous_text=True, vad_filter=False, word_timestamps=words)
     segments = list(segments)  # the generator decodes as it is consumed
     t_done = time.perf_counter()
     return dict(t_import=t_import, t_load=t_load, t_done=t_done, text="".join(s.text for s in segments),
-                language=info.language, n_segments=len(segments), windows=windows([s.seek for s in segments]))
+                language=info.language, n_segments=len(segments), windows=windows([s.seek for s in segments]),
+                n_words=sum(len(s.words or []) for s in segments))
 
 
-def run_openai_whisper(clip: str, beam, threads: int, model_path: str) -> dict:
-    """openai-whisper on PyTorch (CPU, float32) from the converted checkpoint."""
+def run_openai_whisper(clip: str, beam, threads: int, model_path: str, words: bool = False) -> dict:
+    """openai-whisper on PyTorch (CPU, float32) from the converted checkpoint, with base's alignment heads
+    (``load_model`` of a path would take every head of the decoder's second half)."""
     import torch
     import whisper
 
     torch.set_num_threads(threads)
     t_import = time.perf_counter()
     model = whisper.load_model(model_path, device="cpu")
+    model.set_alignment_heads(whisper._ALIGNMENT_HEADS["base"])
     t_load = time.perf_counter()
     import soundfile as sf
 
     audio, _ = sf.read(clip, dtype="float32")  # [N] 16 kHz mono (openai-whisper would call ffmpeg on a path)
     result = whisper.transcribe(model, audio, temperature=0.0, beam_size=beam, best_of=None, fp16=False,
-                                condition_on_previous_text=True, verbose=None)
+                                condition_on_previous_text=True, verbose=None, word_timestamps=words)
     t_done = time.perf_counter()
     return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=result["text"], language=result["language"],
-                n_segments=len(result["segments"]), windows=windows([s["seek"] for s in result["segments"]]))
+                n_segments=len(result["segments"]), windows=windows([s["seek"] for s in result["segments"]]),
+                n_words=sum(len(s.get("words", [])) for s in result["segments"]))
 
 
 def run_paddlex(clip: str, beam, threads: int, model_dir: str) -> dict:
@@ -108,14 +114,17 @@ def main(argv=None) -> None:
     parser.add_argument("option", choices=sorted(BEAM))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", required=True, help="model path or directory for this system")
+    parser.add_argument("--words", action="store_true", help="word timestamps on (not for paddlex)")
     args = parser.parse_args(argv)
     beam = BEAM[args.option]
     if args.system == "numwhisper":
-        out = run_numwhisper(args.clip, beam, args.threads, args.model_dir)
+        out = run_numwhisper(args.clip, beam, args.threads, args.model_dir, args.words)
     elif args.system.startswith("faster-whisper"):
-        out = run_faster_whisper(args.clip, beam, args.threads, args.model_dir, COMPUTE_TYPES[args.system])
+        out = run_faster_whisper(args.clip, beam, args.threads, args.model_dir, COMPUTE_TYPES[args.system], args.words)
     elif args.system == "openai-whisper":
-        out = run_openai_whisper(args.clip, beam, args.threads, args.model_dir)
+        out = run_openai_whisper(args.clip, beam, args.threads, args.model_dir, args.words)
+    elif args.words:
+        parser.error("paddlex has no word timestamps")
     else:
         out = run_paddlex(args.clip, beam, args.threads, args.model_dir)
     times = {k: round(out.pop(k) - T0, 4) for k in ("t_import", "t_load", "t_done")}

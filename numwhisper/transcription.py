@@ -36,6 +36,7 @@ from .decoding import (DecodingOptions, DecodingResult, DecodingTask, choose_lan
 from .devices import Device, resolve_device
 from .formats.checkpoint import Checkpoint
 from .formats.hub import load_checkpoint
+from .formats.names import default_alignment_heads
 from .inputs import AudioLimits
 from .mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, MelWindows, PaddedLogMel, WholeLogMel
 from .timing import add_word_timestamps
@@ -62,7 +63,8 @@ class WhisperModel:
     def with_backend(cls, backend: Backend, metadata: dict) -> "WhisperModel":
         """A model over any backend, with the tokenizers of a model file's metadata."""
         tokenizer = Tokenizer.from_metadata(metadata)
-        heads = tuple((int(layer), int(head)) for layer, head in json.loads(metadata.get("alignment_heads", "[]")))
+        named = json.loads(metadata.get("alignment_heads", "[]")) or default_alignment_heads(backend.dims)
+        heads = tuple((int(layer), int(head)) for layer, head in named)  # none named: openai-whisper's fallback
         return cls(backend=backend, tokenizer=tokenizer,
                    paddlex_tokenizer=tokenizer.with_options(paddlex_lost_merge=True), alignment_heads=heads)
 

@@ -259,6 +259,13 @@ def test_word_timestamps_need_an_alignment_backend_and_heads(loaded, model_files
         loaded("tiny.en").backend.alignment(None, [1, 2], [(9, 0)])
 
 
+
+def test_a_model_file_naming_no_heads_gets_the_decoders_second_half(model_files):
+    metadata = {**load(model_files["tiny.en"]).metadata, "alignment_heads": "[]"}
+    model = WhisperModel.with_backend(PlainBackend(model_files["tiny.en"]), metadata)
+    assert model.alignment_heads == tuple((layer, head) for layer in (2, 3) for head in range(6))  # tiny: 4 x 6
+
+
 # ---------------------------------------------------------------------------------- the Paddle backend
 
 
