@@ -78,11 +78,7 @@ PADDLEX_CONFIGS = ("beam5", "greedy")
 # ---------------------------------------------------------------------------------- inputs
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def clips_of(model_name: str) -> list:

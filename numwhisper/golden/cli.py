@@ -65,6 +65,15 @@ def make_backend(factory: Callable, path, device: Optional[str]) -> Backend:
     return backend
 
 
+def golden_model(factory: Callable, model_name: str, args) -> WhisperModel:
+    """The backend under test for a golden model, as a WhisperModel with its file's tokenizers and heads
+    (the backend's name goes to stderr)."""
+    path = resolve(model_name)
+    backend = make_backend(factory, path, args.device)
+    print(f"{model_name}: backend {getattr(backend, 'name', args.backend)}", file=sys.stderr)
+    return WhisperModel.with_backend(backend, load(path).metadata)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The arguments of ``check``."""
     p = argparse.ArgumentParser(prog="python -m numwhisper.golden check", description=__doc__,
@@ -126,13 +135,10 @@ def run(args) -> int:
     factory = load_factory(args.backend)
     checks = []
     for model_name in dict.fromkeys(c.model for c in cases):
-        path = resolve(model_name)
-        backend = make_backend(factory, path, args.device)
-        model = WhisperModel.with_backend(backend, load(path).metadata)
-        tokenizer = model.tokenizer
+        model = golden_model(factory, model_name, args)
+        backend, tokenizer = model.backend, model.tokenizer
         memo = {}  # encoder outputs, shared by the encoder stage and the transcriptions
         encode = shared_encoder(memo)
-        print(f"{model_name}: backend {getattr(backend, 'name', args.backend)}", file=sys.stderr)
         model_cases = [c for c in cases if c.model == model_name]
         for case in model_cases:
             found = check_tensors(backend, tokenizer, case, stages, root, memo)
@@ -164,11 +170,8 @@ def run_against_openai(args, root) -> int:
     factory = load_factory(args.backend)
     checks = []
     for model_name in dict.fromkeys(c.model for c in cases):
-        path = resolve(model_name)
-        backend = make_backend(factory, path, args.device)
-        model = WhisperModel.with_backend(backend, load(path).metadata)
+        model = golden_model(factory, model_name, args)
         encode = shared_encoder({})
-        print(f"{model_name}: backend {getattr(backend, 'name', args.backend)}", file=sys.stderr)
         for case in (c for c in cases if c.model == model_name):
             found = check_openai_case(model, case, encode, root)
             bad = [c.stage for c in found if not c.ok]
