@@ -11,6 +11,11 @@ real value against PaddleX's own beam-search score of the same tokens where the 
 
 The decoding options come from the decode kwargs PaddleX itself built (golden manifest "configs").
 
+Words: on the NumPy backend the compat transcriptions run with word_timestamps=True, so every
+golden result is checked to be unchanged by words, and the words are checked against openai-whisper's
+word timing of the same segments (golden/openai/<model>/paddlex_words): the same words, times within
+WORD_TIME_ATOL, at least WORD_TIMES_EXACT_SHARE of them equal over all results.
+
 Backends: the compat test runs on the NumPy backend ("numpy") and on the Paddle backend on the CPU
 ("paddle-cpu"), all but PADDLE_LEFT_OUT (see there); the default-settings tests run on numpy only,
 since what they check (PaddleX's bugs fixed) is decoding, shared by every backend. On the CPU the
@@ -24,12 +29,14 @@ logit error and went PaddleX's way; NEAR_TIES names them, with the margins measu
 """
 
 import csv
+import dataclasses
 
 import pytest
 
 from numwhisper.golden import check as golden_check
 from numwhisper.golden import files as golden
-from numwhisper.golden.tolerances import RESULT_SCORE_ATOL
+from numwhisper.golden import openai_files
+from numwhisper.golden.tolerances import RESULT_SCORE_ATOL, WORD_TIMES_EXACT_SHARE
 from numwhisper.transcription import transcribe
 
 from conftest import BACKEND_DEVICES
@@ -62,6 +69,8 @@ def transcripts(model_for, encoder_memo):
         if key not in done:
             path = f"golden/audio/{case.clip}.wav"
             options = golden_check.options_for(config, compat)
+            if words_checked(backend_id, compat):
+                options = dataclasses.replace(options, word_timestamps=True)
             done[key] = transcribe(model_for(backend_id, case.model), path, options, encode=shared_encode)
         return done[key]
 
@@ -77,6 +86,24 @@ PADDLE_LEFT_OUT = {
     ("tiny.en", "en_voxpopuli_long_000", "beam5"),
     ("base", "mix_en_de_fasterwhisper_multilingual", "beam5"),
 }
+
+
+def words_checked(backend_id: str, compat) -> bool:
+    """Whether a transcription runs with word timestamps: the compat ones on the NumPy backend."""
+    return backend_id == "numpy" and compat == COMPAT
+
+
+def without_words(result: dict) -> tuple:
+    """(the result body with the segments' words taken out, the words of each segment)."""
+    segments = [{k: v for k, v in s.items() if k != "words"} for s in result["segments"]]
+    return {**result, "segments": segments}, [s.get("words", []) for s in result["segments"]]
+
+
+def word_comparisons(case: golden.Case, config: str, words: list) -> list:
+    """Each segment's words against openai-whisper's timing of the same segment (openai_files.compare_words)."""
+    reference = openai_files.load_paddlex_words(case.model, config, case.clip)["segments"]
+    assert len(words) == len(reference)
+    return [openai_files.compare_words(mine, ref["words"], f"segment {ref['id']}") for mine, ref in zip(words, reference)]
 
 
 def near_tie_note(case: golden.Case, config: str) -> str:
@@ -104,8 +131,21 @@ def test_compat_paddlex_gives_paddlex_result(backend_id, case, config, transcrip
     monkeypatch.chdir(repo)
     result = transcripts(case, config, COMPAT, backend_id)
     check_envelope(result, case)
-    problems = golden.result_differences(result["result"], golden.load_result(case.model, case.clip, config)["result"])
+    body, words = without_words(result["result"])
+    problems = golden.result_differences(body, golden.load_result(case.model, case.clip, config)["result"])
     assert not problems, "\n".join(problems) + near_tie_note(case, config)
+    if words_checked(backend_id, COMPAT):
+        problems = [p for c in word_comparisons(case, config, words) for p in c.problems]
+        assert not problems, "\n".join(problems)
+
+
+def test_words_of_paddlexs_segments_mostly_have_openai_whispers_times_exactly(transcripts, repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    compared = [c for case in CASES for config in golden.CONFIGS
+                for c in word_comparisons(case, config, without_words(transcripts(case, config, COMPAT)["result"])[1])]
+    n_words, equal = sum(c.words for c in compared), sum(c.times_equal for c in compared)
+    assert n_words >= 1500, n_words
+    assert equal / n_words >= WORD_TIMES_EXACT_SHARE, f"{equal} of {n_words} words with both times equal"
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
