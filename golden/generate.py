@@ -26,7 +26,6 @@ import fcntl
 import hashlib
 import json
 import platform
-import struct
 import sys
 import time
 import warnings
@@ -42,6 +41,9 @@ import paddle.nn.functional as F  # noqa: E402
 import paddlex  # noqa: E402
 from paddlex import create_model  # noqa: E402
 from paddlex.inference.models.multilingual_speech_recognition import processors as P  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stable_safetensors import write_safetensors  # noqa: E402
 
 GOLDEN_FORMAT_VERSION = "1"
 REPO = Path(__file__).resolve().parent.parent
@@ -99,25 +101,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def write_safetensors(path: Path, tensors: dict, metadata: dict) -> None:
-    """Write a safetensors file with a sorted, byte-stable header (the library's writer orders metadata at random)."""
-    header, blobs, offset = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}
-    for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name])
-        blob = arr.tobytes()
-        header[name] = {"dtype": dtypes[arr.dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
-    text += b" " * (-len(text) % 8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-    tmp.replace(path)
 
 
 def write_json(path: Path, obj) -> None:

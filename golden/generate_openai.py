@@ -30,7 +30,6 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +37,13 @@ import soundfile
 import torch
 import whisper
 from safetensors import safe_open
-from safetensors.torch import save_file
 from whisper.audio import N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
 from whisper.model import disable_sdpa
 from whisper.timing import add_word_timestamps, dtw, find_alignment, median_filter
 from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, get_tokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stable_safetensors import write_safetensors  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "golden"
@@ -287,36 +288,33 @@ def main(argv=None) -> None:
                 for config in args.configs:
                     if config == "options" and (model_name != "base" or clip not in OPTIONS_CLIPS):
                         continue
-                    start = time.perf_counter()
                     result = transcribe_case(model, clip, config)
                     path = OUT / model_name / config / f"{clip}.json"
                     write_json(path, result)
-                    manifest["cases"][f"{model_name}/{config}/{clip}"] = case_entry(
-                        result, path, round(time.perf_counter() - start, 1))
+                    manifest["cases"][f"{model_name}/{config}/{clip}"] = case_entry(result, path)
                     print(model_name, config, clip, manifest["cases"][f"{model_name}/{config}/{clip}"], flush=True)
                     if config == "cli" and (model_name, clip) in ALIGNMENT_CASES:
                         tensors, metadata = alignment_case(model, clip, result)
-                        path = OUT / model_name / "alignment" / f"{clip}.safetensors"
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        save_file(tensors, str(path), metadata=metadata)
+                        write_safetensors(OUT / model_name / "alignment" / f"{clip}.safetensors",
+                                          {k: v.numpy() for k, v in tensors.items()}, metadata)
                 for config in () if args.no_paddlex_words else PADDLEX_CONFIGS:
                     paddlex = json.loads((GOLDEN / "results" / model_name / config / f"{clip}.json").read_text())
                     write_json(OUT / model_name / "paddlex_words" / config / f"{clip}.json",
                                paddlex_words_case(model, clip, paddlex))
-    for path in sorted(OUT.glob("*/*/*.json")):  # results of an earlier, interrupted run
+    for path in sorted(OUT.glob("*/*/*.json")):  # every result on disk, this run's and earlier runs'
         model_name, config, clip = path.relative_to(OUT).with_suffix("").parts
-        if config in CONFIGS and f"{model_name}/{config}/{clip}" not in manifest["cases"]:
-            manifest["cases"][f"{model_name}/{config}/{clip}"] = case_entry(json.loads(path.read_text()), path, None)
+        if config in CONFIGS:
+            manifest["cases"][f"{model_name}/{config}/{clip}"] = case_entry(json.loads(path.read_text()), path)
     manifest["cases"] = dict(sorted(manifest["cases"].items()))
     write_manifest(manifest)
 
 
-def case_entry(result: dict, path: Path, seconds) -> dict:
-    """A manifest line of one result: segment and word counts, temperatures used, bytes, seconds."""
+def case_entry(result: dict, path: Path) -> dict:
+    """A manifest line of one result: segment and word counts, temperatures used, bytes (no wall time, so
+    that a second generation writes the same bytes)."""
     segments = result["segments"]
     return {"segments": len(segments), "words": sum(len(s.get("words", [])) for s in segments),
-            "temperatures": sorted({float(s["temperature"]) for s in segments}), "bytes": path.stat().st_size,
-            "seconds": seconds}
+            "temperatures": sorted({float(s["temperature"]) for s in segments}), "bytes": path.stat().st_size}
 
 
 def write_manifest(manifest: dict) -> None:

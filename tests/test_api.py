@@ -20,6 +20,7 @@ import soundfile
 
 import numwhisper
 from numwhisper.golden import files as golden
+from numwhisper.golden import openai_files as openai_golden
 from samples import JFK, JFK_WORDS, words
 from server_support import serving
 
@@ -104,6 +105,21 @@ def test_create_pipeline_gives_the_golden_zh_result(repo):
     expected = golden.load_result("base", "zh_paddlespeech_zh", "beam5")["result"]
     assert not golden.result_differences(result["result"], expected), golden.result_differences(result["result"], expected)
     assert result.json == {"res": dict(result)}
+
+
+def test_create_pipeline_gives_words_and_openai_whispers_result(repo):
+    """The facade passes word_timestamps through, and compat="openai" takes openai-whisper's defaults."""
+    clip = str(repo / "golden/audio/zh_paddlespeech_zh.wav")
+    [worded] = list(numwhisper.create_pipeline(word_timestamps=True).predict(input=clip))
+    expected = golden.load_result("base", "zh_paddlespeech_zh", "beam5")["result"]
+    assert [{k: v for k, v in s.items() if k != "words"} for s in worded["result"]["segments"]] == expected["segments"]
+    reference = openai_golden.load_paddlex_words("base", "beam5", "zh_paddlespeech_zh")["segments"]
+    for ours, ref in zip(worded["result"]["segments"], reference, strict=True):
+        assert not openai_golden.compare_words(ours["words"], ref["words"], f"segment {ref['id']}").problems
+    [openai] = list(numwhisper.create_pipeline(compat="openai", word_timestamps=True).predict(input=clip))
+    case = openai_golden.OpenAICase("base", "cli", "zh_paddlespeech_zh")
+    problems, _ = openai_golden.result_differences(openai["result"], openai_golden.load_result(case))
+    assert not problems, problems
 
 
 # ------------------------------------------------------------------- every input kind of transcribe

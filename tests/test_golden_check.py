@@ -41,6 +41,15 @@ def test_in_tree_backends_pass_every_stage(repo, backend):
     assert "FAIL" not in done.stdout
 
 
+def test_reference_openai_checks_results_and_words(repo):
+    done = check(repo, "--backend", "numpy", "--reference", "openai", "--model", "tiny.en", "--cases", "en_jfk")
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = {line.split()[0]: line.split() for line in done.stdout.splitlines()
+             if line.split() and line.split()[0] in golden_check.OPENAI_STAGES}
+    assert table["openai"][-1] == "PASS" and table["openai"][1] == "2", done.stdout  # cli and greedy
+    assert table["words"][-1] == "PASS" and "words 44, all" in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize("factory, first_failure, passing", [
     ("decoder_weight", "logits", ("mel", "encoder")),
     ("encoder_weight", "encoder", ("mel",)),
