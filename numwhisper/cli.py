@@ -19,7 +19,7 @@ from typing import Iterator, Optional, Sequence, Union
 from .arguments import optional_float, optional_int, positive_int, str2bool
 from .batch import (FAILED, SKIPPED, Job, Outcome, Summary, Task, header_seconds, plan_tasks, run_local_job,
                     split_skipped)
-from .decoding import COMPAT_MODES, COMPAT_OPENAI, DecodingOptions, openai_defaults
+from .decoding import COMPAT_MODES, DecodingOptions, openai_defaults, options_for_mode
 from .devices import Device, resolve_device
 from .errors import EXIT_ERROR, ModelFileError, print_error, printable
 from .formats.hub import DEFAULT_MODEL, SUPPORTED
@@ -137,7 +137,7 @@ def decoding_options(args: argparse.Namespace) -> DecodingOptions:
     option left at MODE_DEFAULT taking the default of the --compat mode (ValueError for a bad combination)."""
     given = {f.name: vars(args)[f.name] for f in dataclasses.fields(DecodingOptions) if f.name in vars(args)}
     given = {name: value for name, value in given.items() if value is not MODE_DEFAULT}
-    return openai_defaults(**given) if given.get("compat") == COMPAT_OPENAI else DecodingOptions(**given)
+    return options_for_mode(**given)
 
 
 def writer_options(args: argparse.Namespace) -> WriterOptions:

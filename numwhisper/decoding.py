@@ -195,6 +195,12 @@ def openai_defaults(**given) -> DecodingOptions:
     return DecodingOptions(**{**OPENAI_CLI_DEFAULTS, **given, "compat": COMPAT_OPENAI})
 
 
+
+def options_for_mode(**given) -> DecodingOptions:
+    """DecodingOptions of ``given`` fields, the rest from the defaults of the mode ``given["compat"]``
+    names: openai-whisper's for compat="openai" (``openai_defaults``), PaddleX's otherwise."""
+    return openai_defaults(**given) if given.get("compat") == COMPAT_OPENAI else DecodingOptions(**given)
+
 @dataclass(frozen=True)
 class DecodingResult:
     """One window's decoded tokens (after the prompt, up to but excluding <|endoftext|>) and scores."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from .audio import open_samples
-from .decoding import COMPAT_OPENAI, DecodingOptions, openai_defaults
+from .decoding import DecodingOptions, options_for_mode
 from .devices import Device, resolve_device
 from .formats.hub import DEFAULT_MODEL
 from .inputs import AudioLimits, WorkItem, expand_inputs
@@ -162,5 +162,4 @@ def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None,
         config = default_config()
     else:
         config = load_config(pipeline)
-    chosen = openai_defaults(**options) if options.get("compat") == COMPAT_OPENAI else DecodingOptions(**options)
-    return Pipeline(model_from_config(config), chosen, device)
+    return Pipeline(model_from_config(config), options_for_mode(**options), device)

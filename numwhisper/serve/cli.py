@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..arguments import optional_int, str2bool
-from ..decoding import COMPAT_MODES, COMPAT_OPENAI, DecodingOptions, openai_defaults
+from ..decoding import COMPAT_MODES, DecodingOptions, options_for_mode
 from ..errors import ModelFileError, print_error
 from ..formats.hub import DEFAULT_MODEL
 from ..inputs import FetchOptions
@@ -77,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     policy = SourcePolicy.create(args.allow_dir, fetch, args.max_audio_seconds)
     given = dict(beam_size=args.beam_size, language=args.language, task=args.task, compat=args.compat,
                  word_timestamps=args.word_timestamps)
-    decoding = openai_defaults(**given) if args.compat == COMPAT_OPENAI else DecodingOptions(**given)
+    decoding = options_for_mode(**given)
     return ServeConfig(workers=args.workers, queue_size=args.queue_size, max_body_bytes=args.max_body_bytes,
                        threads=args.threads, policy=policy, decoding=decoding)
 
