@@ -22,6 +22,9 @@ import os
 
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
+# MKL's kernels may take a different path by CPU and by the alignment of their operands; its conditional
+# numerical reproducibility mode fixes one path, so that a second generation gives the same bytes.
+os.environ["MKL_CBWR"] = "COMPATIBLE"
 
 import argparse
 import copy
@@ -272,7 +275,8 @@ def main(argv=None) -> None:
         "generator": "golden/generate_openai.py",
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "openai-whisper": whisper.__version__, "numpy": np.__version__,
-                        "machine": platform.machine(), "torch_threads": 1},
+                        "machine": platform.machine(), "torch_threads": 1,
+                        "MKL_CBWR": os.environ["MKL_CBWR"]},
         "configs": {name: plain(config) for name, config in CONFIGS.items()},
         "options_clips": list(OPTIONS_CLIPS),
     })
