@@ -775,6 +775,36 @@ def is_silent(result: DecodingResult, options: DecodingOptions) -> bool:
     return result.no_speech_prob > options.no_speech_threshold
 
 
+def needs_fallback(result: DecodingResult, options: DecodingOptions) -> bool:
+    """Whether a window is decoded again at the next temperature: its text is too repetitive
+    (compression ratio above its threshold) or too unlikely (average log-prob below its own).
+    compat="openai" exempts a window the no-speech rule would skip (openai-whisper's rule); PaddleX
+    has no such exemption."""
+    too_repetitive = (options.compression_ratio_threshold is not None
+                      and result.compression_ratio > options.compression_ratio_threshold)
+    too_unlikely = options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
+    if options.openai and too_unlikely and options.no_speech_threshold is not None \
+            and result.no_speech_prob > options.no_speech_threshold:
+        return False
+    return too_repetitive or too_unlikely
+
+
+def decode_with_fallback(backend: Backend, tokenizer: Tokenizer, audio_features: np.ndarray, cross, seek: int,
+                         options: DecodingOptions, language: str, prompt: Sequence[int]) -> DecodingResult:
+    """Decode the window at ``seek`` at each of options.temperatures in turn while ``needs_fallback``:
+    the decoder of options at 0 (beam search or greedy), best_of samples above, each attempt drawing
+    from its own generator (``sampling_generator`` keyed by the seek and the attempt)."""
+    result = None
+    for attempt, temperature in enumerate(options.temperatures):
+        attempt_options = options.at_temperature(float(temperature))
+        rng = sampling_generator(attempt_options, (seek, attempt)) if temperature > 0 else None
+        task = DecodingTask.build(backend, tokenizer, attempt_options, language, prompt)
+        result = task.run(backend, audio_features, rng, cross)
+        if not needs_fallback(result, options):
+            break
+    return result
+
+
 def sampling_generator(options: DecodingOptions, key: Sequence[int]) -> np.random.Generator:
     """The generator for one sampling attempt: from (seed, *key), or OS entropy (compat, no seed)."""
     if options.seed is None and options.paddlex:

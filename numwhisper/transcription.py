@@ -31,8 +31,8 @@ import numpy as np
 
 from .audio import Samples, open_samples
 from .backend import Backend, load_backend
-from .decoding import (DecodingOptions, DecodingResult, DecodingTask, choose_language, detect_language, is_silent,
-                       needs_detection, sampling_generator, text_of)
+from .decoding import (DecodingOptions, DecodingResult, choose_language, decode_with_fallback, detect_language, is_silent,
+                       needs_detection, text_of)
 from .devices import Device, resolve_device
 from .formats.checkpoint import Checkpoint
 from .formats.hub import load_checkpoint
@@ -142,23 +142,6 @@ def log_mel_windows(model: WhisperModel, samples: Samples, openai: bool = False)
     if streamed is None:
         return WholeLogMel(model.backend.log_mel(samples.all()))
     return samples.explained(lambda: streamed(samples.pieces))
-
-
-def decode_with_fallback(model: WhisperModel, tokenizer: Tokenizer, window: Window, options: DecodingOptions,
-                         language: str, prompt: Sequence[int]) -> DecodingResult:
-    """Decode a window at each temperature in turn until the result is neither too repetitive nor too unlikely."""
-    result = None
-    for attempt, temperature in enumerate(options.temperatures):
-        attempt_options = options.at_temperature(temperature)
-        rng = sampling_generator(attempt_options, (window.seek, attempt)) if temperature > 0 else None
-        task = DecodingTask.build(model.backend, tokenizer, attempt_options, language, prompt)
-        result = task.run(model.backend, window.features, rng, window.cross)
-        too_repetitive = (options.compression_ratio_threshold is not None
-                          and result.compression_ratio > options.compression_ratio_threshold)
-        too_unlikely = options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
-        if not (too_repetitive or too_unlikely):
-            break
-    return result
 
 
 def make_segment(tokenizer: Tokenizer, options: DecodingOptions, seek: int, start: float, end: float,
@@ -308,7 +291,8 @@ def transcribe_mel(model: WhisperModel, mel: Union[np.ndarray, MelWindows], opti
     while seek < n_frames:
         if window is None or window.seek != seek:
             window = encode(model, mel, seek)
-        result = decode_with_fallback(model, tokenizer, window, options, language, all_tokens[prompt_reset_since:])
+        result = decode_with_fallback(model.backend, tokenizer, window.features, window.cross, window.seek, options,
+                                      language, all_tokens[prompt_reset_since:])
         if is_silent(result, options):
             seek += N_FRAMES
         else:

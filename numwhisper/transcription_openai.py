@@ -37,8 +37,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .audio import Samples
-from .decoding import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, DecodingOptions, DecodingResult, DecodingTask,
-                       detect_language, is_silent, sampling_generator)
+from .decoding import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, DecodingOptions, DecodingResult,
+                       decode_with_fallback, detect_language, is_silent)
 from .languages import language_code
 from .mel import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, PaddedLogMel, WholeLogMel, with_trailing_silence
 from .timing import add_word_timestamps
@@ -134,31 +134,6 @@ def choose_openai_language(model, tokenizer: Tokenizer, mel: PaddedLogMel, optio
 
 
 # ---------------------------------------------------------------------------------- one window
-
-
-def needs_fallback(result: DecodingResult, options: DecodingOptions) -> bool:
-    """openai-whisper's rule: too repetitive or too unlikely, unless it looks silent (then no fallback)."""
-    too_repetitive = (options.compression_ratio_threshold is not None
-                      and result.compression_ratio > options.compression_ratio_threshold)
-    too_unlikely = options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
-    silent = (options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold
-              and too_unlikely)
-    return (too_repetitive or too_unlikely) and not silent
-
-
-def decode_with_fallback(model, tokenizer: Tokenizer, window, options: DecodingOptions, language: str,
-                         prompt: Sequence[int]) -> DecodingResult:
-    """Decode a window at each temperature in turn while ``needs_fallback``; beam search at 0, best_of
-    samples above (from numwhisper's generator, seeded by options.seed, the seek and the attempt)."""
-    result = None
-    for attempt, temperature in enumerate(options.temperatures):
-        attempt_options = options.at_temperature(float(temperature))
-        rng = sampling_generator(attempt_options, (window.seek, attempt)) if temperature > 0 else None
-        task = DecodingTask.build(model.backend, tokenizer, attempt_options, language, prompt)
-        result = task.run(model.backend, window.features, rng, window.cross)
-        if not needs_fallback(result, options):
-            break
-    return result
 
 
 def new_segment(tokenizer: Tokenizer, seek: int, start: float, end: float, tokens: Sequence[int],
@@ -348,7 +323,8 @@ def transcribe_openai(model, mel: PaddedLogMel, options: DecodingOptions, encode
             window = encode(model, windows, seek)
         detection = None
         prompt = window_prompt(all_tokens, initial, reset_since, options, room)
-        result = decode_with_fallback(model, tokenizer, window, options, language, prompt)
+        result = decode_with_fallback(model.backend, tokenizer, window.features, window.cross, window.seek, options,
+                                      language, prompt)
         if is_silent(result, options):
             seek += segment_size
             report(progress, seek, n_frames)

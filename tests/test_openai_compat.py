@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from numwhisper.audio import open_samples
-from numwhisper.decoding import COMPAT_OPENAI, OPENAI_CLI_DEFAULTS, DecodingOptions, openai_defaults
+from numwhisper.decoding import (COMPAT_OPENAI, OPENAI_CLI_DEFAULTS, DecodingOptions, DecodingResult, decode_with_fallback,
+                                 needs_fallback, openai_defaults)
 from numwhisper.golden import check as golden_check
 from numwhisper.golden import openai_files
 from numwhisper.golden.tolerances import WORD_TIMES_EXACT_SHARE
@@ -31,8 +32,8 @@ from numwhisper.mel import N_FRAMES, PaddedLogMel, WholeLogMel, log_mel_spectrog
 from numwhisper.result import Result, plain
 from numwhisper.timing import add_word_timestamps
 from numwhisper.transcription import transcribe, transcribe_mel
-from numwhisper.transcription_openai import (FRAMES_PER_SECOND, clear_blank_segments, decode_with_fallback, last_end,
-                                             openai_log_mel, seek_clips, split_window)
+from numwhisper.transcription_openai import (FRAMES_PER_SECOND, clear_blank_segments, last_end, openai_log_mel,
+                                             seek_clips, split_window)
 
 AUDIO = Path(__file__).resolve().parent.parent / "golden" / "audio"
 CASES = {case.name: case for case in openai_files.cases()}
@@ -144,6 +145,22 @@ def test_seek_clips():
     assert seek_clips("0.125,0.135", 1100) == [(12, 14)]  # round() to frames, as openai-whisper
 
 
+def window_result(avg_logprob: float, no_speech_prob: float, compression_ratio: float = 1.5) -> DecodingResult:
+    """A decoded window's scores (no tokens): what the fallback rule reads."""
+    return DecodingResult("en", (), "", avg_logprob, no_speech_prob, 0.0, compression_ratio, 0.0)
+
+
+@pytest.mark.parametrize("compat", [None, "paddlex", COMPAT_OPENAI])
+def test_fallback_rule_of_each_mode(compat):
+    """Too unlikely or too repetitive falls back in every mode; a window that also looks silent falls
+    back in PaddleX's modes but not in openai-whisper's."""
+    options = DecodingOptions(compat=compat)  # thresholds: log-prob -1.0, compression 2.4, no-speech 0.6
+    assert needs_fallback(window_result(-1.5, 0.1), options)
+    assert needs_fallback(window_result(-0.5, 0.9, compression_ratio=3.0), options)
+    assert not needs_fallback(window_result(-0.5, 0.9), options)
+    assert needs_fallback(window_result(-1.5, 0.9), options) == (compat != COMPAT_OPENAI)
+
+
 def test_next_window_starts_at_the_last_pair_or_the_last_word(loaded, encode):
     """en_voxpopuli_long_000's first window (greedy) ends with speech cut off: no single timestamp
     ending, so the next window starts at the last pair's time, and with words at the last word's end
@@ -153,7 +170,7 @@ def test_next_window_starts_at_the_last_pair_or_the_last_word(loaded, encode):
     mel = openai_log_mel(model.backend, open_samples(str(AUDIO / f"{case.clip}.wav")))
     window = encode(model, mel, 0)
     tokenizer = model.tokenizer_for(options)
-    result = decode_with_fallback(model, tokenizer, window, options, "en", [])
+    result = decode_with_fallback(model.backend, tokenizer, window.features, window.cross, 0, options, "en", [])
     segments, seek, single_ending = split_window(tokenizer, 0, N_FRAMES, result, model.input_stride)
     theirs = openai_files.load_result(case)["segments"]
     first = [s for s in theirs if s["seek"] == 0]
