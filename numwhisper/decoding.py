@@ -796,7 +796,7 @@ def decode_with_fallback(backend: Backend, tokenizer: Tokenizer, audio_features:
     from its own generator (``sampling_generator`` keyed by the seek and the attempt)."""
     result = None
     for attempt, temperature in enumerate(options.temperatures):
-        attempt_options = options.at_temperature(float(temperature))
+        attempt_options = options.at_temperature(temperature)
         rng = sampling_generator(attempt_options, (seek, attempt)) if temperature > 0 else None
         task = DecodingTask.build(backend, tokenizer, attempt_options, language, prompt)
         result = task.run(backend, audio_features, rng, cross)

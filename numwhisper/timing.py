@@ -100,11 +100,15 @@ def dtw(cost: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 def token_probabilities(logits: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
     """Probability of each token under its row of logits [n, n_text_vocab] (softmax over the text
-    tokens only, float32) -> float32 [n]."""
-    x = np.asarray(logits, dtype=np.float32)  # [n, V_text]
-    e = np.exp(x - x.max(axis=-1, keepdims=True))  # [n, V_text]
-    picked = e[np.arange(len(tokens)), np.asarray(tokens, dtype=np.intp)]  # [n]
-    return picked / e.sum(axis=-1)  # [n]
+    tokens only, float32) -> float32 [n].
+
+    The rows are overwritten with their exponentials (a window's rows span up to ~224 x 51,865 floats,
+    so a second array of that size would be the largest allocation of word timing)."""
+    x = logits if logits.dtype == np.float32 and logits.flags.writeable else logits.astype(np.float32)  # [n, V_text]
+    x -= x.max(axis=-1, keepdims=True)  # [n, V_text]
+    np.exp(x, out=x)  # [n, V_text]
+    picked = x[np.arange(len(tokens)), np.asarray(tokens, dtype=np.intp)]  # [n]
+    return picked / x.sum(axis=-1)  # [n]
 
 
 # ---------------------------------------------------------------------------------- words of one window
