@@ -237,6 +237,56 @@ def test_a_task_that_raises_on_its_worker_fails_that_input_alone(cluster, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+FAULTS_OF_ALLOCATIONS = """
+import resource
+import numpy as np
+
+def faults_of_allocations(times=50):
+    \"\"\"Minor page faults of making and dropping a 1 MiB array (every page written) ``times`` times.\"\"\"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(times):
+        np.ones(2**18, np.float32)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+"""
+PAGES_PER_MIB = 256
+
+
+def test_reuse_freed_blocks_undoes_the_nannys_malloc_setting_in_a_worker_process():
+    """Under the nanny's MALLOC_TRIM_THRESHOLD_ each 1 MiB array is a new mapping (its 256 pages fault
+    every time); after reuse_freed_blocks the freed block is reused."""
+    code = FAULTS_OF_ALLOCATIONS + (
+        "from numwhisper.cluster import reuse_freed_blocks\n"
+        "print(faults_of_allocations(), reuse_freed_blocks(), faults_of_allocations())\n")
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before, changed, after = done.stdout.split()
+    assert changed == "True"
+    assert int(before) >= 50 * PAGES_PER_MIB * 0.9 and int(after) < 5 * PAGES_PER_MIB, done.stdout
+    unset = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    done = subprocess.run([sys.executable, "-c", code], env=unset, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[1] == "False", done.stderr  # a plain process is left as glibc runs it
+
+
+def test_workers_holding_the_model_reuse_freed_blocks(cluster):
+    """The workers were started by the nanny (MALLOC_TRIM_THRESHOLD_ set); once the job's plugin has
+    loaded the model there, dropping and making a 1 MiB array no longer faults its pages anew."""
+    def measure():
+        namespace = {}
+        exec(FAULTS_OF_ALLOCATIONS, namespace)
+        return os.environ.get("MALLOC_TRIM_THRESHOLD_"), namespace["faults_of_allocations"]()
+
+    client = dask_executor.connect(cluster.address)
+    try:
+        dask_executor.load_on_workers(client, cluster.address, MODEL, "cpu", 1)
+        measured = client.run(measure)
+    finally:
+        client.close()
+    assert len(measured) == 2
+    for address, (variable, faults) in measured.items():
+        assert variable is not None and faults < 5 * PAGES_PER_MIB, (address, variable, faults)
+
+
 def test_the_command_line_runs_a_job_on_the_cluster(cluster, reference, tmp_path):
     clips = CLIPS[1:3]
     done = run_cli(*clips, "--executor", "dask", "--address", cluster.address, "--output_dir", str(tmp_path),
