@@ -1,6 +1,6 @@
 """What long-form decoding settings do to a 60-minute recording: collapse, a recurring phrase, word errors.
 
-    .venv/bin/python bench/archive_quality.py [--models tiny.en base] [--settings a b c d] [--no-beam5]
+    .venv/bin/python bench/archive_quality.py [--models tiny.en base] [--settings a b c d e] [--no-beam5]
         [--work /tmp/numwhisper-archive] [--rerun]
 
 The issue "Archives": on a 60-minute file of corpus speech, tiny.en greedy with PaddleX's defaults
@@ -20,11 +20,13 @@ Each run is ``python -m numwhisper FILE --model M --beam_size None --language en
   a. nothing else (PaddleX's defaults: one temperature, conditioned on the previous text);
   b. ``--condition_on_previous_text False``;
   c. ``--temperature_increment_on_fallback 0.2`` (temperatures 0, 0.2 .. 1.0 tried in turn while a
-     window's result is too repetitive or too unlikely, as openai-whisper's defaults do; numwhisper's
-     ``--compat openai`` mode, which would take all of openai-whisper's defaults, does not exist yet);
-  d. b and c together.
+     window's result is too repetitive or too unlikely, as openai-whisper's defaults do);
+  d. b and c together;
+  e. ``--compat openai``: openai-whisper's pipeline, with its defaults for every option not on the
+     command (temperature fallback with 5 samples per temperature above 0, its seek and silence rules).
 
-for tiny.en and base greedy, then base with ``--beam_size 5`` for a and d (``--no-beam5`` skips them).
+for tiny.en and base greedy, then base with ``--beam_size 5`` for a, d and e (``--no-beam5`` skips them;
+base beam 5 with e is openai-whisper's command-line defaults as a whole).
 One run per configuration (each takes minutes); the runs go one after another, never two at once.
 
 Measured per run, from the JSON file it writes:
@@ -85,8 +87,9 @@ SETTINGS = {
     "b": ("--condition_on_previous_text False", ["--condition_on_previous_text", "False"]),
     "c": ("--temperature_increment_on_fallback 0.2", ["--temperature_increment_on_fallback", "0.2"]),
     "d": ("b + c", ["--condition_on_previous_text", "False", "--temperature_increment_on_fallback", "0.2"]),
+    "e": ("--compat openai", ["--compat", "openai"]),
 }
-BEAM5_SETTINGS = ("a", "d")
+BEAM5_SETTINGS = ("a", "d", "e")
 PLAIN = {  # each setting in plain words, for the recommendation
     "a": "keep PaddleX's defaults",
     "b": "stop giving each window the previous windows' text as its prompt",
@@ -94,6 +97,7 @@ PLAIN = {  # each setting in plain words, for the recommendation
          "be decoded again at rising temperatures",
     "d": "stop giving each window the previous text, and let a window whose text repeats itself or is unlikely "
          "be decoded again at rising temperatures",
+    "e": "run openai-whisper's pipeline with its defaults (`--compat openai`)",
 }
 
 
@@ -194,7 +198,8 @@ def transcribe(audio: Path, tree: Path, model: str, beam, setting: str, out_dir:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-3000:]}")
     written = json.loads((out_dir / f"{audio.stem}.json").read_text())
-    return {"wall_s": wall, "load": load, "command": " ".join(cmd[1:]), "result": written["result"]}
+    result = written.get("result", written)  # PaddleX's {"result": ...}; with --compat openai, openai-whisper's dict
+    return {"wall_s": wall, "load": load, "command": " ".join(cmd[1:]), "result": result}
 
 
 def warm_up(tree: Path, clip: Path) -> None:
@@ -351,9 +356,10 @@ def report(measured: list, missing: list, layout: list, padded_s: float, total_s
         "whole process.",
         "",
         "Setting c is temperature fallback as openai-whisper does it (0, 0.2 .. 1.0 while a window's result "
-        "is too repetitive or too unlikely; from 0.5 up the next window is not conditioned on it). It is not "
-        "openai-whisper's behaviour as a whole: a `--compat openai` mode belongs to another issue and does not "
-        "exist yet.",
+        "is too repetitive or too unlikely; from 0.5 up the next window is not conditioned on it) inside "
+        "PaddleX's pipeline. Setting e is openai-whisper's pipeline as a whole (`--compat openai`): the same "
+        "temperatures, best of 5 samples at each temperature above 0, no fallback for a window that looks "
+        "silent, and its seek rules.",
         "",
         "## Recommendation",
         "",
@@ -461,7 +467,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    p.add_argument("--no-beam5", dest="beam5", action="store_false", help="skip base with beam 5 (a and d)")
+    p.add_argument("--no-beam5", dest="beam5", action="store_false", help="skip base with beam 5 (a, d and e)")
     p.add_argument("--minutes", type=int, default=60, help="length of the recording (a smoke test: fewer)")
     p.add_argument("--rerun", action="store_true", help="run again even when a run's record exists")
     p.add_argument("--timeout", type=float, default=4 * 3600, help="seconds one run may take")
