@@ -10,9 +10,9 @@ caller and owned by the backend. The cache is passed in and handed back (the ret
 to use next): a backend may update it in place, so a cache passed to ``decode`` or ``reorder`` is
 never used again. README "Backends" states the same contract for other implementations.
 
-A backend may also offer ``log_mel_windows(pieces)`` (the NumPy one does): the log-mel a window at a
-time from a signal read again on each pass, so long files never sit in memory whole. Without it the
-long-form loop takes the whole clip's ``log_mel``.
+A backend may also offer ``log_mel_windows(pieces)`` (both here do): the log-mel a window at a time,
+with ``log_mel``'s values, from a signal read again on each pass, so long files never sit in memory
+whole. Without it the long-form loop takes the whole clip's ``log_mel``.
 
 A backend may also offer ``alignment(cross, tokens, heads) -> (qk, logits)`` (both here do), which
 word timestamps need (``timing``): a forced decoder pass over one sequence ``tokens`` [T] from an

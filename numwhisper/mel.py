@@ -9,6 +9,8 @@ file: a first pass over the samples finds the whole file's maximum, a second com
 window needs. Both paths compute the power and its mel product in the same blocks of
 ``MEL_BLOCK_FRAMES`` frames counted from the file's first frame (``mel_power_blocks``), because BLAS
 may round a product's columns differently when it is cut differently; every other step is per frame.
+The per-block arithmetic is pluggable (``BlockSteps``): the Paddle backend streams its own ops through
+the same blocks, cut so that they round as its one product over the whole clip does.
 
 Precision mirrors paddle's float32 path: the filterbank, window and STFT (pocketfft in float32, the FFT
 that paddle's CPU kernel uses, through scipy's binding) are bit-identical to paddle's, |z| is paddle's
@@ -26,6 +28,7 @@ import functools
 import importlib.machinery
 import importlib.util
 import os
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, List, Optional, Protocol, Tuple
 
 import numpy as np
@@ -152,15 +155,54 @@ def mel_power(filters: np.ndarray, padded: np.ndarray, n_frames: int) -> np.ndar
     return np.maximum(filters @ frames_power(padded, n_frames), np.float32(POWER_FLOOR))  # [n_mels, n_frames]
 
 
-def mel_power_blocks(pieces: Iterable[np.ndarray], n_mels: int = N_MELS) -> Iterator[np.ndarray]:
+def log_of_power(power: np.ndarray) -> np.ndarray:
+    """log10 of clamped mel power, correctly rounded to float32 (before the floor and the shift)."""
+    return np.log10(power.astype(np.float64)).astype(np.float32)  # [n_mels, T]
+
+
+@dataclass(frozen=True)
+class BlockSteps:
+    """The arithmetic of a log-mel computed block by block, and the blocks it runs on.
+
+    ``power(padded, n_frames)``: clamped mel power float32 [n_mels, n_frames] of the first ``n_frames``
+    frames of reflect-padded samples (frame t is padded[t * HOP_LENGTH:][:N_FFT]); ``log(power)``: its
+    log10, float32 [n_mels, n_frames]. ``block``: frames per block, counted from the file's first frame.
+    ``join_tail``: the frames after the last whole block join it (one block of ``block`` .. 2 * ``block``
+    - 1 frames) instead of making a short block, for a backend whose whole-clip log-mel is one mel
+    product: BLAS may round a product of a few columns (MKL's sgemm: fewer than 8) otherwise than the
+    same columns at the end of a wide product.
+    """
+
+    power: Callable[[np.ndarray, int], np.ndarray]
+    log: Callable[[np.ndarray], np.ndarray] = log_of_power
+    block: int = MEL_BLOCK_FRAMES
+    join_tail: bool = False
+
+    def size_of_last(self, left: int) -> int:
+        """Frames in the next block once the signal has ended, with ``left`` frames still to yield."""
+        if self.join_tail and left < 2 * self.block:
+            return left
+        return min(self.block, left)
+
+
+def numpy_steps(n_mels: int = N_MELS) -> BlockSteps:
+    """``log_mel_spectrogram``'s arithmetic: ``mel_power`` with the ``n_mels`` filterbank, ``log_of_power``."""
+    return BlockSteps(functools.partial(mel_power, mel_filters(n_mels)))
+
+
+def mel_power_blocks(pieces: Iterable[np.ndarray], n_mels: int = N_MELS,
+                     steps: Optional[BlockSteps] = None) -> Iterator[np.ndarray]:
     """16 kHz mono float32 pieces of any sizes, in order -> clamped mel power of consecutive frame blocks.
 
-    Yields float32 [n_mels, MEL_BLOCK_FRAMES] blocks (the last one shorter) covering the frames 0 ..
-    N // HOP_LENGTH - 1 of the whole signal, equal to the whole signal's values: the signal is reflected
-    at its two ends only, as ``power_spectrum`` pads it. At most one block of samples is held.
+    Yields float32 [n_mels, steps.block] blocks (the last one shorter, or longer with ``join_tail``)
+    covering the frames 0 .. N // HOP_LENGTH - 1 of the whole signal, equal to the whole signal's values:
+    the signal is reflected at its two ends only, as ``power_spectrum`` pads it. ``steps`` computes each
+    block (default ``numpy_steps(n_mels)``). At most one block of samples is held (two with ``join_tail``,
+    which yields a block only once the next one is whole).
     """
-    filters = mel_filters(n_mels)  # [n_mels, F]
-    half, block = N_FFT // 2, MEL_BLOCK_FRAMES
+    steps = steps or numpy_steps(n_mels)
+    half, block = N_FFT // 2, steps.block
+    ahead = 2 * block if steps.join_tail else block  # frames whose samples must be in before a block goes out
     held: List[np.ndarray] = []  # pieces of the padded signal from index `origin` on, joined once per block
     origin = received = next_frame = 0
     started = False  # True once the start's reflection is held
@@ -171,11 +213,12 @@ def mel_power_blocks(pieces: Iterable[np.ndarray], n_mels: int = N_MELS) -> Iter
             padded = np.concatenate(held)  # [received]
             held = [padded[1:half + 1][::-1], padded]  # reflect the first samples
             started = True
-        # a whole block is ready once its last frame's samples have arrived (its frames then exist)
-        while started and received >= (next_frame + block - 1) * HOP_LENGTH + N_FFT - half:
-            padded = np.concatenate(held)  # [<= block * HOP_LENGTH + N_FFT + len(piece)]
+        # a whole block is ready once its last frame's samples have arrived (its frames then exist);
+        # with join_tail, once the next block's have too (so it is not the last whole block)
+        while started and received >= (next_frame + ahead - 1) * HOP_LENGTH + N_FFT - half:
+            padded = np.concatenate(held)  # [<= ahead * HOP_LENGTH + N_FFT + len(piece)]
             start = next_frame * HOP_LENGTH - origin
-            yield mel_power(filters, padded[start:start + (block - 1) * HOP_LENGTH + N_FFT], block)
+            yield steps.power(padded[start:start + (block - 1) * HOP_LENGTH + N_FFT], block)  # [n_mels, block]
             next_frame += block
             held = [padded[next_frame * HOP_LENGTH - origin:]]
             origin = next_frame * HOP_LENGTH
@@ -189,15 +232,10 @@ def mel_power_blocks(pieces: Iterable[np.ndarray], n_mels: int = N_MELS) -> Iter
     else:  # fewer samples than the padding: np.pad reflects them back and forth
         padded, origin = np.pad(padded, half, mode="reflect"), 0
     while next_frame < n_frames:
-        count = min(block, n_frames - next_frame)
+        count = steps.size_of_last(n_frames - next_frame)
         start = next_frame * HOP_LENGTH - origin
-        yield mel_power(filters, padded[start:start + (count - 1) * HOP_LENGTH + N_FFT], count)
+        yield steps.power(padded[start:start + (count - 1) * HOP_LENGTH + N_FFT], count)  # [n_mels, count]
         next_frame += count
-
-
-def log_of_power(power: np.ndarray) -> np.ndarray:
-    """log10 of clamped mel power, correctly rounded to float32 (before the floor and the shift)."""
-    return np.log10(power.astype(np.float64)).astype(np.float32)  # [n_mels, T]
 
 
 def scaled_log_mel(log_spec: np.ndarray, ceiling: np.float32) -> np.ndarray:
@@ -264,14 +302,17 @@ class StreamedLogMel:
     ``pieces()`` must give the same 16 kHz mono float32 pieces, from the start, each time it is called
     (a file decoded again, or slices of an array). The first pass, here, finds the frame count and the
     log-mel maximum that sets every frame's floor. Windows then come from a second pass that keeps only
-    the blocks the current window covers; a seek before them starts the pass again.
+    the blocks the current window covers; a seek before them starts the pass again. ``steps`` (default
+    ``numpy_steps(n_mels)``) computes each block's power and log10; the floor and the shift are NumPy's.
     """
 
-    def __init__(self, pieces: Callable[[], Iterable[np.ndarray]], n_mels: int = N_MELS):
+    def __init__(self, pieces: Callable[[], Iterable[np.ndarray]], n_mels: int = N_MELS,
+                 steps: Optional[BlockSteps] = None):
         self.pieces, self.n_mels = pieces, n_mels
+        self.steps = steps or numpy_steps(n_mels)
         self.n_frames, ceiling = 0, None
-        for power in mel_power_blocks(pieces(), n_mels):  # [n_mels, <= MEL_BLOCK_FRAMES]
-            peak = log_of_power(power).max()
+        for power in mel_power_blocks(pieces(), n_mels, self.steps):  # [n_mels, n] a block
+            peak = self.steps.log(power).max()
             ceiling = peak if ceiling is None else max(ceiling, peak)
             self.n_frames += power.shape[1]
         self.ceiling = ceiling
@@ -284,7 +325,7 @@ class StreamedLogMel:
             self._restart()
         while self._computed < end:
             power = next(self._blocks)  # [n_mels, n]
-            self._kept.append((self._computed, scaled_log_mel(log_of_power(power), self.ceiling)))
+            self._kept.append((self._computed, scaled_log_mel(self.steps.log(power), self.ceiling)))
             self._computed += power.shape[1]
         self._kept = [(first, mel) for first, mel in self._kept if first + mel.shape[1] > seek]
         out = np.zeros((self.n_mels, N_FRAMES), np.float32)  # [n_mels, 3000]
@@ -296,7 +337,7 @@ class StreamedLogMel:
 
     def _restart(self) -> None:
         """Begin the second pass (again) from the first frame; the pieces are read when a window needs them."""
-        self._blocks: Iterator[np.ndarray] = mel_power_blocks(self.pieces(), self.n_mels)
+        self._blocks: Iterator[np.ndarray] = mel_power_blocks(self.pieces(), self.n_mels, self.steps)
         self._kept: List[Tuple[int, np.ndarray]] = []  # (first frame, log-mel [n_mels, n]) in order
         self._computed = 0  # frames this pass has produced
 

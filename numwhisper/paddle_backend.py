@@ -5,7 +5,8 @@ goldens closely): Paddle's linear, conv1d, layer_norm (``dims.LAYER_NORM_EPS``),
 softmax; queries and keys each scaled by ``dims.attention_scale`` after their projection; the causal
 mask added to the scores; logits against the transposed token embedding. Linear weights are
 transposed once at load to Paddle's [in, out] layout. The log-mel is Paddle's STFT, as PaddleX
-computes it.
+computes it; ``log_mel_windows`` gives the same values window by window from a signal read twice
+(``mel.StreamedLogMel`` with this backend's ``BlockSteps``), so a long file's log-mel is never held.
 
 Tensors live on one Paddle place (CPU, a GPU, ...); every tensor is created there explicitly, so
 the global Paddle device is never changed. The self-attention cache holds each layer's key and
@@ -27,8 +28,13 @@ from .dims import LAYER_NORM_EPS, ModelDims, attention_scale, checked_mel, check
 from .formats.checkpoint import Checkpoint, load
 from .formats.convert import to_paddle_state
 from .model import check_heads
-from .mel import (DYNAMIC_RANGE, HOP_LENGTH, LOG_MEL_SHIFT, N_FFT, POWER_FLOOR, hann_window, log_mel_spectrogram,
-                  mel_filters)
+from .mel import (DYNAMIC_RANGE, HOP_LENGTH, LOG_MEL_SHIFT, N_FFT, POWER_FLOOR, BlockSteps, MelWindows,
+                  StreamedLogMel, WholeLogMel, hann_window, log_mel_spectrogram, mel_filters)
+
+# Frames per streamed log-mel block: a multiple of every width of column panel a BLAS kernel is likely
+# to compute the mel product in (8 for MKL's AVX2 sgemm here; 16, 24, 32, 48 elsewhere), so that block
+# seams fall on panel seams and each column is rounded as in the product over the whole clip.
+MEL_BLOCK_FRAMES = 3072
 
 
 @dataclass(frozen=True)
@@ -144,15 +150,48 @@ class PaddleBackend:
         audio = np.asarray(audio, dtype=np.float32)  # [N]
         if audio.ndim != 1:
             raise ValueError(f"expected mono audio of shape [N], got {audio.shape}")
-        if audio.shape[0] <= N_FFT // 2:  # Paddle's reflect padding needs more samples than it pads
+        if audio.shape[0] < N_FFT:  # Paddle's STFT wants a whole frame of samples before it pads them
             return log_mel_spectrogram(audio, self.dims.n_mels)
         paddle = self.paddle
         stft = paddle.signal.stft(self._tensor(audio), N_FFT, HOP_LENGTH, window=self._tensor(hann_window(N_FFT)))
-        power = stft[:, :-1].abs() ** 2  # [F, T]
-        mel = self._tensor(mel_filters(self.dims.n_mels)) @ power  # [n_mels, T]
-        log_spec = paddle.clip(mel, min=POWER_FLOOR).log10()  # [n_mels, T]
+        log_spec = self._clamped_mel(stft[:, :-1].abs() ** 2).log10()  # [n_mels, T]
         log_spec = paddle.maximum(log_spec, log_spec.max() - DYNAMIC_RANGE)  # [n_mels, T]
         return ((log_spec + LOG_MEL_SHIFT) / LOG_MEL_SHIFT).numpy()  # [n_mels, T]
+
+    def log_mel_windows(self, pieces) -> MelWindows:
+        """The log-mel, window by window, of the signal ``pieces()`` gives on each pass: ``log_mel``'s
+        values, bit for bit, without holding the clip or its log-mel.
+
+        The blocks run ``log_mel``'s Paddle ops (``block_steps``); the floor and the shift are NumPy's,
+        which round as Paddle's elementwise ops do. A clip of at most two frames is read whole and given
+        ``log_mel``, so its fallback for clips under one FFT frame holds here too.
+        """
+        windows = StreamedLogMel(pieces, self.dims.n_mels, self.block_steps())
+        if windows.n_frames > N_FFT // HOP_LENGTH:
+            return windows
+        return WholeLogMel(self.log_mel(np.concatenate([np.zeros(0, np.float32), *pieces()])))  # [n_mels, <= 2]
+
+    def block_steps(self) -> BlockSteps:
+        """``log_mel``'s arithmetic for ``mel.mel_power_blocks``: its ops on each block, in blocks of
+        MEL_BLOCK_FRAMES whose last one takes in the frames after it, as the whole clip's product has no
+        short product at its end."""
+        return BlockSteps(power=self._block_mel_power, log=self._log10, block=MEL_BLOCK_FRAMES, join_tail=True)
+
+    def _clamped_mel(self, power):
+        """Mel power of |STFT|^2 [F, T], clamped at POWER_FLOOR -> [n_mels, T] (a tensor)."""
+        return self.paddle.clip(self._tensor(mel_filters(self.dims.n_mels)) @ power, min=POWER_FLOOR)
+
+    def _block_mel_power(self, padded: np.ndarray, n_frames: int) -> np.ndarray:
+        """Clamped mel power float32 [n_mels, n_frames] of the first ``n_frames`` frames of reflect-padded
+        samples: ``log_mel``'s STFT without its own padding (the block is padded already), |z|^2, mel."""
+        samples = self._tensor(padded[:(n_frames - 1) * HOP_LENGTH + N_FFT])  # [(n_frames - 1) * 160 + 400]
+        stft = self.paddle.signal.stft(samples, N_FFT, HOP_LENGTH, window=self._tensor(hann_window(N_FFT)),
+                                       center=False)  # [F, n_frames]
+        return self._clamped_mel(stft.abs() ** 2).numpy()  # [n_mels, n_frames]
+
+    def _log10(self, power: np.ndarray) -> np.ndarray:
+        """Paddle's log10 of clamped mel power [n_mels, n] -> float32 [n_mels, n]."""
+        return self._tensor(power).log10().numpy()  # [n_mels, n]
 
     def encode(self, mel: np.ndarray) -> np.ndarray:
         """Audio features [n_audio_ctx, d] of one window's mel [n_mels, 3000]."""

@@ -5,8 +5,8 @@
 16 kHz, ``transcribe_mel`` for a clip's log-mel).
 
 The log-mel of the whole clip is cut into windows starting at ``seek`` (in mel frames). On the NumPy
-backend the windows are computed as the loop reaches them from the input read a second time
-(``mel.StreamedLogMel``), with the same values, so memory does not grow with the clip. Each window
+and Paddle backends the windows are computed as the loop reaches them from the input read a second
+time (``mel.StreamedLogMel``), with the same values, so memory does not grow with the clip. Each window
 is decoded (with temperature fallback when the result is too repetitive or too unlikely), skipped
 when it looks like silence, and split into segments at pairs of adjacent timestamp tokens. The next
 window starts at the last closing timestamp, or 30 s later when the window had no such pair. With

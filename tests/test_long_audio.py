@@ -2,9 +2,13 @@
 (``mel.StreamedLogMel`` over ``audio.open_samples``) equals the whole clip's log-mel bit for bit, on
 every golden clip, on a generated clip of several minutes, and at the lengths where the reflection at
 the ends or the block seams could go wrong; it holds a few blocks, not the clip; and a transcription
-made from it equals one made from the whole clip's log-mel."""
+made from it equals one made from the whole clip's log-mel. The same holds for the Paddle backend's
+``log_mel_windows`` (its own ops through the same blocks) against its whole-clip ``log_mel``, with 80
+and 128 mel bins."""
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,23 +18,27 @@ import soundfile
 from numwhisper import mel
 from numwhisper.audio import load_audio, open_samples
 from numwhisper.decoding import DecodingOptions
+from numwhisper.formats.synthetic import SHAPES
+from numwhisper.paddle_backend import MEL_BLOCK_FRAMES as PADDLE_BLOCK
 from numwhisper.transcription import log_mel_windows, transcribe_audio, transcribe_mel
+from numwhisper.transcription_openai import openai_log_mel
 
 GOLDEN_AUDIO = Path(__file__).resolve().parent.parent / "golden" / "audio"
 GOLDEN_CLIPS = sorted(p.stem for p in GOLDEN_AUDIO.glob("*.wav"))
 
 
-def seeks_of(n_frames: int) -> list:
-    """Window starts a transcription may ask for: the block seams, odd places, and the very end."""
-    seams = [k * mel.MEL_BLOCK_FRAMES + d for k in range(n_frames // mel.MEL_BLOCK_FRAMES + 1) for d in (-1, 0, 1)]
+def seeks_of(n_frames: int, block: int = mel.MEL_BLOCK_FRAMES) -> list:
+    """Window starts a transcription may ask for: the seams of blocks of ``block`` frames, odd places,
+    and the very end."""
+    seams = [k * block + d for k in range(n_frames // block + 1) for d in (-1, 0, 1)]
     odd = list(range(0, n_frames, 1237))
     return sorted({s for s in [0, *seams, *odd, n_frames - 1] if 0 <= s < n_frames})
 
 
-def assert_windows_equal(windows, whole: np.ndarray) -> None:
+def assert_windows_equal(windows, whole: np.ndarray, block: int = mel.MEL_BLOCK_FRAMES) -> None:
     """Every window of ``windows`` at ``seeks_of`` equals the same window cut from ``whole`` [n_mels, T]."""
     assert windows.n_frames == whole.shape[1]
-    for seek in seeks_of(whole.shape[1]):
+    for seek in seeks_of(whole.shape[1], block):
         got, expected = windows.window(seek), mel.pad_or_trim(whole[:, seek:])  # [n_mels, 3000] each
         differ = np.count_nonzero(got != expected)
         assert differ == 0, f"seek {seek}: {differ} values differ, maxdiff {np.abs(got - expected).max():.3g}"
@@ -82,19 +90,20 @@ def test_a_long_resampled_file_gives_the_same_log_mel_window_by_window(long_ster
     assert np.array_equal(windows.window(5), mel.pad_or_trim(whole[:, 5:]))
 
 
+def uneven_pieces(audio: np.ndarray):
+    """A function giving ``audio`` [N] again on each call, in pieces of uneven sizes (1 .. 70,000)."""
+    sizes = np.random.default_rng(1).integers(1, 70_000, size=audio.shape[0] // 1000 + 2)  # [k]
+    cuts = np.minimum(np.cumsum(sizes), audio.shape[0])  # [k]
+    return lambda: (piece for piece in np.split(audio, cuts) if piece.size)
+
+
 @pytest.mark.parametrize("n_samples", [1, 159, 160, 161, 200, 201, 202, 399, 400, 401, 4000,
                                        480_000 - 1, 480_000, 480_000 + 39, 480_000 + 40, 480_000 + 41,
                                        480_160, 480_199, 480_200, 480_201, 960_123])
 def test_the_ends_and_the_seams_give_the_whole_clips_values(n_samples):
     audio = np.random.default_rng(n_samples).standard_normal(n_samples).astype(np.float32)  # [N]
     whole = mel.log_mel_spectrogram(audio)  # [80, N // 160]
-    sizes = np.random.default_rng(1).integers(1, 70_000, size=n_samples // 1000 + 2)  # pieces of uneven sizes
-    cuts = np.minimum(np.cumsum(sizes), n_samples)  # [k]
-
-    def pieces():
-        return (piece for piece in np.split(audio, cuts) if piece.size)
-
-    windows = mel.StreamedLogMel(pieces)
+    windows = mel.StreamedLogMel(uneven_pieces(audio))
     assert windows.n_frames == whole.shape[1]
     if whole.shape[1]:
         assert_windows_equal(windows, whole)
@@ -134,3 +143,76 @@ def test_a_transcription_from_streamed_windows_equals_one_from_the_whole_log_mel
     whole = transcribe_mel(model, mel.log_mel_spectrogram(load_audio(path)), options)
     assert streamed == whole
     assert len(streamed["segments"]) > 5 and streamed["segments"][-1]["start"] > 60
+
+
+# ---------------------------------------------------------------------------------- the Paddle backend
+
+
+@pytest.fixture(scope="module")
+def paddle_mel(backend_for):
+    """{n_mels: a Paddle backend on the CPU} for 80 mel bins (tiny.en) and 128 (tiny.en's tensors with
+    large-v3's dims: only ``dims.n_mels`` reaches the log-mel)."""
+    tiny = backend_for("paddle-cpu", "tiny.en")
+    return {80: tiny, 128: dataclasses.replace(tiny, dims=SHAPES["large-v3"])}
+
+
+@pytest.mark.parametrize("n_mels", [80, 128])
+@pytest.mark.parametrize("clip", GOLDEN_CLIPS)
+def test_paddle_windows_of_every_golden_clip_equal_its_whole_log_mel(paddle_mel, clip, n_mels):
+    path = str(GOLDEN_AUDIO / f"{clip}.wav")
+    whole = paddle_mel[n_mels].log_mel(load_audio(path, paddlex=True))  # [n_mels, T]
+    windows = paddle_mel[n_mels].log_mel_windows(open_samples(path, paddlex=True).pieces)
+    assert isinstance(windows, mel.StreamedLogMel)
+    assert_windows_equal(windows, whole, PADDLE_BLOCK)
+
+
+def test_paddle_windows_of_a_long_resampled_file_equal_its_whole_log_mel(paddle_mel, long_stereo_file):
+    whole = paddle_mel[80].log_mel(load_audio(long_stereo_file))  # [80, 42000]: 12 blocks, then 5136 frames in one
+    windows = paddle_mel[80].log_mel_windows(open_samples(long_stereo_file).pieces)
+    assert_windows_equal(windows, whole, PADDLE_BLOCK)
+    assert np.array_equal(windows.window(5), mel.pad_or_trim(whole[:, 5:]))  # read again from the start
+
+
+# Around the reflections at both ends (one FFT frame: 400 samples; two frames: the clips read whole) and
+# the first two block seams, where the frames after the last whole block join it (1 .. 8 frames more).
+PADDLE_LENGTHS = [1, 159, 160, 161, 200, 201, 202, 399, 400, 401, 479, 480, 4000] + [
+    k * PADDLE_BLOCK * mel.HOP_LENGTH + d for k in (1, 2) for d in (-1, 0, 39, 40, 41, 160, 199, 200, 201, 1125, 1280)]
+
+
+@pytest.mark.parametrize("n_samples", PADDLE_LENGTHS)
+def test_paddle_windows_at_the_ends_and_the_seams_equal_its_whole_log_mel(paddle_mel, n_samples):
+    audio = np.random.default_rng(n_samples).standard_normal(n_samples).astype(np.float32)  # [N]
+    backend = paddle_mel[80]
+    whole = backend.log_mel(audio)  # [80, N // 160]
+    if n_samples < mel.N_FFT:  # under one FFT frame the whole-clip path is mel's
+        assert np.array_equal(whole, mel.log_mel_spectrogram(audio))
+    windows = backend.log_mel_windows(uneven_pieces(audio))
+    assert windows.n_frames == whole.shape[1] == n_samples // mel.HOP_LENGTH
+    if whole.shape[1]:
+        assert_windows_equal(windows, whole, PADDLE_BLOCK)
+
+
+def test_a_paddle_transcription_from_streamed_windows_equals_one_from_the_whole_log_mel(model_for):
+    path = str(GOLDEN_AUDIO / "en_jfk.wav")
+    model = model_for("paddle-cpu", "tiny.en")
+    options = DecodingOptions(beam_size=None, language="en", condition_on_previous_text=False)
+    samples = open_samples(path)
+    assert isinstance(log_mel_windows(model, samples), mel.StreamedLogMel)
+    streamed = transcribe_audio(model, samples, options)["result"]
+    whole = transcribe_mel(model, model.backend.log_mel(load_audio(path)), options)
+    assert streamed == whole
+    assert "ask not what your country can do for you" in streamed["text"]
+
+
+def test_paddle_windows_of_openai_whispers_padded_log_mel_equal_those_of_the_whole_one(paddle_mel):
+    """compat="openai" streams the clip followed by 30 s of zeros: the same windows as those cut from
+    the whole-clip log_mel of that signal."""
+    path = str(GOLDEN_AUDIO / "en_jfk.wav")
+    backend = paddle_mel[80]
+    streamed = openai_log_mel(backend, open_samples(path))
+    assert isinstance(streamed.padded, mel.StreamedLogMel)
+    whole = openai_log_mel(SimpleNamespace(log_mel=backend.log_mel), open_samples(path))
+    assert streamed.n_frames == whole.n_frames == 1100
+    for seek in (0, 620, 1099):
+        assert np.array_equal(streamed.window(seek), whole.window(seek))
+    assert np.array_equal(streamed.detection_window(), whole.detection_window())

@@ -192,7 +192,7 @@ def test_next_window_starts_at_the_last_pair_or_the_last_word(loaded, encode):
 
 def test_padded_log_mel_streamed_equals_whole(loaded, jfk):
     """The NumPy backend's streamed windows equal those of a backend that only has a whole-clip
-    log_mel (as the Paddle backend), and openai-whisper's recipe written out here."""
+    log_mel, and openai-whisper's recipe written out here."""
     backend = loaded("base").backend
     streamed = openai_log_mel(backend, open_samples(str(AUDIO / "en_jfk.wav")))
     whole = openai_log_mel(SimpleNamespace(log_mel=backend.log_mel), open_samples(str(AUDIO / "en_jfk.wav")))
