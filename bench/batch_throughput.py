@@ -181,9 +181,11 @@ def report(runs: dict, rounds: int) -> str:
                      f"| {median / base:.3f} | {'yes' if same else 'NO'} |")
     dask = statistics.median(r["wall_s"] for r in runs["dask 2"])
     loads = ", ".join(f"{config} {statistics.mean(r['load'] for r in records):.1f}" for config, records in runs.items())
+    per_round = ", ".join(f"{d['wall_s'] / w['wall_s']:.3f}" for d, w in zip(runs["dask 2"], runs[BASELINE]))
     lines += [
         "",
-        f"The engine's overhead against the local workers: {100 * (dask / base - 1):+.1f}% (median walls).",
+        f"The engine's overhead against the local workers: {100 * (dask / base - 1):+.1f}% (median walls); "
+        f"dask 2 / 2 workers round by round: {per_round}.",
         "",
         f"Mean 1-minute load average as the jobs started: {loads}.",
         "",
