@@ -153,7 +153,7 @@ class PaddleBackend:
         if audio.shape[0] < N_FFT:  # Paddle's STFT wants a whole frame of samples before it pads them
             return log_mel_spectrogram(audio, self.dims.n_mels)
         paddle = self.paddle
-        stft = paddle.signal.stft(self._tensor(audio), N_FFT, HOP_LENGTH, window=self._tensor(hann_window(N_FFT)))
+        stft = self._stft(self._tensor(audio), center=True)  # [F, T + 1]
         log_spec = self._clamped_mel(stft[:, :-1].abs() ** 2).log10()  # [n_mels, T]
         log_spec = paddle.maximum(log_spec, log_spec.max() - DYNAMIC_RANGE)  # [n_mels, T]
         return ((log_spec + LOG_MEL_SHIFT) / LOG_MEL_SHIFT).numpy()  # [n_mels, T]
@@ -177,6 +177,12 @@ class PaddleBackend:
         short product at its end."""
         return BlockSteps(power=self._block_mel_power, log=self._log10, block=MEL_BLOCK_FRAMES, join_tail=True)
 
+    def _stft(self, samples, center: bool):
+        """Paddle's STFT of a samples tensor [N] (periodic Hann window of N_FFT, hop HOP_LENGTH); ``center``
+        reflect-pads N_FFT // 2 samples at both ends first -> complex [F, frames]."""
+        return self.paddle.signal.stft(samples, N_FFT, HOP_LENGTH, window=self._tensor(hann_window(N_FFT)),
+                                       center=center)
+
     def _clamped_mel(self, power):
         """Mel power of |STFT|^2 [F, T], clamped at POWER_FLOOR -> [n_mels, T] (a tensor)."""
         return self.paddle.clip(self._tensor(mel_filters(self.dims.n_mels)) @ power, min=POWER_FLOOR)
@@ -185,8 +191,7 @@ class PaddleBackend:
         """Clamped mel power float32 [n_mels, n_frames] of the first ``n_frames`` frames of reflect-padded
         samples: ``log_mel``'s STFT without its own padding (the block is padded already), |z|^2, mel."""
         samples = self._tensor(padded[:(n_frames - 1) * HOP_LENGTH + N_FFT])  # [(n_frames - 1) * 160 + 400]
-        stft = self.paddle.signal.stft(samples, N_FFT, HOP_LENGTH, window=self._tensor(hann_window(N_FFT)),
-                                       center=False)  # [F, n_frames]
+        stft = self._stft(samples, center=False)  # [F, n_frames]
         return self._clamped_mel(stft.abs() ** 2).numpy()  # [n_mels, n_frames]
 
     def _log10(self, power: np.ndarray) -> np.ndarray:
