@@ -11,13 +11,16 @@ None --language en --verbose False --output_dir OUT -f json --summary S`` proces
 - ``1 process``: the job in the command's own process, with all cores (``--threads`` unset);
 - ``2 workers``: ``--workers 2`` (two spawned processes of one thread each, each loading the model);
 - ``dask 2``: ``--executor dask --address ...`` to a cluster started for that round the way users
-  start one (``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1``); the workers load the
-  model when the job registers it, so the job pays for its loading as the local workers do. The
-  cluster's own start is not counted.
+  start one (``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1``, with ``DASK_CONFIG``
+  naming numwhisper's Dask settings, ``numwhisper/dask.yaml``, for them and for the job's command);
+  the workers load the model when the job registers it, so the job pays for its loading as the local
+  workers do. The cluster's own start is not counted.
+- ``dask 2, Dask's defaults``: the same without ``DASK_CONFIG``.
 
-The three alternate round by round (1 process, 2 workers, dask 2, then again), so a drift in the shared
-machine's speed reaches all of them. Reported: each job's wall time (median over the rounds), audio
-hours per wall hour, and each against ``2 workers``; the engine's overhead is dask 2 / 2 workers - 1.
+The configurations alternate round by round (1 process, 2 workers, dask 2, ..., then again), so a
+drift in the shared machine's speed reaches all of them. Reported: each job's wall time (median over
+the rounds), audio hours per wall hour, and each against ``2 workers``; the engine's overhead is
+dask 2 / 2 workers - 1, by median walls and by the median of the rounds' ratios.
 Every job's JSON outputs are compared with the first round of ``2 workers`` (one thread per process on
 both, so the floats are the same). Writes ``bench/results/batch_throughput.md``.
 """
@@ -43,8 +46,10 @@ DEFAULT_OUT = REPO / "bench" / "results" / "batch_throughput.md"
 N_FILES, FILE_SECONDS = 20, 45
 COMMAND = ["-m", "numwhisper", "--model", "tiny.en", "--beam_size", "None", "--language", "en", "--verbose", "False",
            "-f", "json"]
-CONFIGS = {"1 process": [], "2 workers": ["--workers", "2"], "dask 2": ["--executor", "dask"]}
+CONFIGS = {"1 process": [], "2 workers": ["--workers", "2"], "dask 2": ["--executor", "dask"],
+           "dask 2, Dask's defaults": ["--executor", "dask"]}
 BASELINE = "2 workers"
+WITH_SETTINGS = {"dask 2"}  # the configurations whose cluster and command read numwhisper's Dask settings
 
 
 def job_files(work: Path) -> Path:
@@ -61,11 +66,20 @@ def job_files(work: Path) -> Path:
     return listing
 
 
+def environment(config: str) -> dict:
+    """The environment of a configuration's processes: DASK_CONFIG names numwhisper's Dask settings
+    for those in WITH_SETTINGS (as the README tells users to export it), and nowhere else."""
+    env = {k: v for k, v in os.environ.items() if k != "DASK_CONFIG"}
+    if config in WITH_SETTINGS:
+        env["DASK_CONFIG"] = str(REPO / "numwhisper" / "dask.yaml")
+    return env
+
+
 class DaskCluster:
     """A scheduler and one ``dask worker --nworkers 2 --nthreads 1`` as subprocesses, for one round."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path, env: dict):
+        self.folder, self.env = folder, env
         self.scheduler_file = folder / "scheduler.json"
         self.processes = []
         try:
@@ -77,7 +91,7 @@ class DaskCluster:
     def start(self) -> None:
         """Start the scheduler, then the workers, and wait until both workers have joined."""
         dask = str(Path(PYTHON).parent / "dask")
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": self.folder}
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": self.folder, "env": self.env}
         self.processes.append(subprocess.Popen([dask, "scheduler", "--scheduler-file", str(self.scheduler_file),
                                                 "--no-dashboard", "--port", "0", "--host", "127.0.0.1"], **quiet))
         self.wait_for(lambda: self.scheduler_address() is not None, "the scheduler's address")
@@ -129,7 +143,8 @@ def run_job(config: str, listing: Path, out: Path, address: str = None) -> dict:
            str(listing)]
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=listing.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, cwd=listing.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=environment(config))
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{config}: exit {done.returncode}\n{done.stderr[-3000:]}")
@@ -146,7 +161,7 @@ def measure(work: Path, rounds: int) -> dict:
     for round_number in range(rounds):
         for config in CONFIGS:
             out = Path(tempfile.mkdtemp(prefix=f"r{round_number}-", dir=work)) / "out"
-            cluster = DaskCluster(out.parent) if config == "dask 2" else None
+            cluster = DaskCluster(out.parent, environment(config)) if "--executor" in CONFIGS[config] else None
             try:
                 say(f"round {round_number + 1}/{rounds}: {config}")
                 runs[config].append(run_job(config, listing, out, cluster.address if cluster else None))
@@ -179,13 +194,18 @@ def report(runs: dict, rounds: int) -> str:
         same = all(r["outputs"] == reference for r in records)
         lines.append(f"| {config} | {median:.1f} s ({min(walls):.1f}-{max(walls):.1f}) | {audio_hours * 3600 / median:.1f} "
                      f"| {median / base:.3f} | {'yes' if same else 'NO'} |")
-    dask = statistics.median(r["wall_s"] for r in runs["dask 2"])
+    lines += ["", "The engine's overhead against the local workers:", ""]
+    for config in (c for c in runs if "--executor" in CONFIGS[c]):
+        dask = statistics.median(r["wall_s"] for r in runs[config])
+        ratios = [d["wall_s"] / w["wall_s"] for d, w in zip(runs[config], runs[BASELINE])]
+        lines.append(f"- {config}: {100 * (dask / base - 1):+.1f}% by median walls, "
+                     f"{100 * (statistics.median(ratios) - 1):+.1f}% by the median of the rounds' ratios "
+                     f"({', '.join(f'{r:.3f}' for r in ratios)}).")
     loads = ", ".join(f"{config} {statistics.mean(r['load'] for r in records):.1f}" for config, records in runs.items())
-    per_round = ", ".join(f"{d['wall_s'] / w['wall_s']:.3f}" for d, w in zip(runs["dask 2"], runs[BASELINE]))
     lines += [
         "",
-        f"The engine's overhead against the local workers: {100 * (dask / base - 1):+.1f}% (median walls); "
-        f"dask 2 / 2 workers round by round: {per_round}.",
+        "`dask 2` runs with numwhisper's Dask settings (`numwhisper/dask.yaml`: Dask's monitors wake once a",
+        "second, the workers' statistical profiler is off); `dask 2, Dask's defaults` without them.",
         "",
         f"Mean 1-minute load average as the jobs started: {loads}.",
         "",

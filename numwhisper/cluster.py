@@ -12,6 +12,10 @@ elsewhere; a task that has killed ``distributed.scheduler.allowed-failures`` + 1
 ends as ``KilledWorker``, which becomes that input's one-line error. Any other exception of a task
 fails that input alone. A scheduler that cannot be reached is a ValueError naming its address.
 
+Settings: ``SETTINGS_FILE`` (``numwhisper/dask.yaml``) is the Dask configuration a transcription
+cluster should run with (``export DASK_CONFIG=...`` before starting the scheduler, the workers and the
+driver): Dask's monitors, tuned for tasks of milliseconds, made to wake once a second.
+
 ``distributed`` is imported when this module is, and only the dask executor imports this module.
 """
 
@@ -39,6 +43,7 @@ except ImportError:  # the optional extra is missing; run_dask_job says how to i
     distributed = None
 
 INSTALL_DASK = "pip install 'numwhisper[dask]'"
+SETTINGS_FILE = Path(__file__).with_name("dask.yaml")  # Dask's configuration for a transcription cluster
 CONNECT_TIMEOUT = 10.0  # most seconds to reach the scheduler, and to wait for a first worker
 PluginBase = distributed.WorkerPlugin if distributed is not None else object
 # glibc's mallopt(3) parameters, and the largest mmap threshold its own sliding rule reaches on 64-bit

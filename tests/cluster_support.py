@@ -1,5 +1,6 @@
 """A real local Dask cluster for the tests, started the way a user starts one: ``dask scheduler`` and
-``dask worker`` as separate processes (the venv's ``dask`` script), found through a scheduler file.
+``dask worker`` as separate processes (the venv's ``dask`` script), found through a scheduler file,
+with numwhisper's Dask settings (``DASK_CONFIG`` naming ``numwhisper/dask.yaml``, as the README says).
 
 Both listen on the loopback address only. ``LocalCluster.stop`` ends every process it started (the
 scheduler, the worker command, its nannies and their worker processes) and says which, if any,
@@ -21,6 +22,8 @@ from typing import Dict, Iterator, List
 import psutil
 from distributed import Client
 
+from numwhisper.cluster import SETTINGS_FILE
+
 DASK = Path(sys.executable).parent / "dask"
 START_TIMEOUT = 60.0  # seconds for the scheduler file to appear and the workers to join
 
@@ -31,7 +34,7 @@ class LocalCluster:
     def __init__(self, folder: Path, nworkers: int = 2, environment: Dict[str, str] = None):
         self.folder, self.nworkers = folder, nworkers
         self.scheduler_file = folder / "scheduler.json"
-        self.environment = {**os.environ, **(environment or {})}
+        self.environment = {**os.environ, "DASK_CONFIG": str(SETTINGS_FILE), **(environment or {})}
         self.processes: List[subprocess.Popen] = []
         self.address = ""
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dask
 import pytest
+import yaml
 
 from cluster_support import local_cluster
 from server_support import free_port
@@ -285,6 +286,35 @@ def test_workers_holding_the_model_reuse_freed_blocks(cluster):
     assert len(measured) == 2
     for address, (variable, faults) in measured.items():
         assert variable is not None and faults < 5 * PAGES_PER_MIB, (address, variable, faults)
+
+
+def flattened(tree: dict, prefix: str = "") -> dict:
+    """{"a.b.c": value} for a nested mapping {"a": {"b": {"c": value}}}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flattened(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def test_every_process_of_the_cluster_runs_with_numwhispers_dask_settings(cluster):
+    """The scheduler, the nannies and the workers read numwhisper/dask.yaml: each of its settings is
+    in force there (a misspelt key would leave Dask's default, which differs from every value)."""
+    settings = flattened(yaml.safe_load(dask_executor.SETTINGS_FILE.read_text()))
+    assert len(settings) == 4
+
+    def in_force() -> dict:
+        return {key: dask.config.get(key) for key in settings}
+
+    defaults = {key: dask.config.get(key) for key in settings}  # this process has no DASK_CONFIG
+    assert all(defaults[key] != value for key, value in settings.items()), defaults
+    with cluster.client() as client:
+        seen = [client.run_on_scheduler(in_force), *client.run(in_force).values(),
+                *client.run(in_force, nanny=True).values()]
+    assert len(seen) == 5  # the scheduler, two workers and their two nannies
+    assert all(found == settings for found in seen), seen
 
 
 def test_the_command_line_runs_a_job_on_the_cluster(cluster, reference, tmp_path):
