@@ -44,7 +44,7 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
@@ -228,13 +228,25 @@ class Tokenizer:
         self._read_specials(added_tokens)
         self._text_tokens = self._read_vocab(vocab, added_tokens, char_to_byte)  # id -> bytes, ids < eot
         self._ranks = {token: i for i, token in enumerate(self._text_tokens)}
-        self._vocab = dict(vocab)
-        self._merge_ranks = {tuple(rule.split(" ")): rank for rank, rule in enumerate(merges)}
-        if any(len(pair) != 2 for pair in self._merge_ranks):
+        if any(rule.count(" ") != 1 for rule in merges):
             raise ModelFileError("tokenizer.merges: every rule must be two symbols joined by one space")
-        if self.is_multilingual:
-            self._merge_ranks.pop(PADDLEX_LOST_RULE, None)  # only PaddleX's rule merging reads them
+        self._vocab_source, self._merges = vocab, merges  # read into tables by PaddleX's rule merging only
         self._memo = {}  # piece bytes -> tuple of ids
+
+    @cached_property
+    def _merge_ranks(self) -> dict:
+        """{(left, right): rank} of the merge rules, for PaddleX's rule merging (``paddlex_lost_merge``).
+        Built on first use: the ranked merging that every other encode uses needs only ``_ranks``, and
+        the 50,000 rules' table is the slowest part of building a tokenizer."""
+        ranks = {tuple(rule.split(" ")): rank for rank, rule in enumerate(self._merges)}
+        if self.is_multilingual:
+            ranks.pop(PADDLEX_LOST_RULE, None)  # the rule PaddleX's tokenizer loses, see PADDLEX_LOST_RULE
+        return ranks
+
+    @cached_property
+    def _vocab(self) -> dict:
+        """{token text: id}, for PaddleX's rule merging (built on first use, as ``_merge_ranks``)."""
+        return dict(self._vocab_source)
 
     @classmethod
     def from_metadata(cls, metadata: Mapping, *, paddlex_lost_merge: bool = False,

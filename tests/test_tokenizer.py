@@ -342,3 +342,7 @@ def test_bad_metadata_is_refused(metadata):
         vocab[stray] = vocab.pop("Ġt")
         with pytest.raises(ModelFileError, match="not a byte-level token"):
             Tokenizer.from_metadata({**good, "tokenizer.vocab": json.dumps(vocab)})
+    merges = json.loads(good["tokenizer.merges"])
+    for bad_rule in ("Ġ t h", "Ġt", "Ġ  t"):  # the table of rules is built on first use; the check is not
+        with pytest.raises(ModelFileError, match="two symbols joined by one space"):
+            Tokenizer.from_metadata({**good, "tokenizer.merges": json.dumps(merges[:7] + [bad_rule] + merges[7:])})
