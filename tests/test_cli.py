@@ -77,6 +77,24 @@ def test_the_installed_script_runs_the_cli_and_returns_its_status(repo):
     assert done.returncode == 2 and done.stderr.startswith("error: unknown model 'huge'")
 
 
+def test_the_command_ends_without_teardown_but_a_profiler_still_writes_its_report(repo, tmp_path):
+    """Without a tracer the command leaves by os._exit once its outputs are closed: the status, the
+    printed result (a pipe, flushed first) and the files are all there. Under ``python -m cProfile``
+    it exits normally, so the profiler's report is written."""
+    missing = tmp_path / "missing.wav"
+    args = ["--model", "tiny.en", "--beam_size", "None", "--output_dir", tmp_path / "out", "-f", "json", CLIP, missing]
+    done = numwhisper(repo, *args)
+    assert done.returncode == 2 and done.stderr.startswith(f"error: {missing}"), done.stderr
+    [printed] = printed_results(done.stdout)
+    assert "apostle" in printed["res"]["result"]["text"]
+    assert json.loads((tmp_path / "out" / "en_ls_1272-128104-0000.json").read_text()) == printed["res"]
+    report = tmp_path / "profile.out"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(report), "-m", "numwhisper", *map(str, args)],
+                          capture_output=True, text=True, cwd=repo)
+    assert done.stderr.startswith(f"error: {missing}"), done.stderr  # (cProfile reports exit status 0)
+    assert report.is_file() and report.stat().st_size > 0
+
+
 def test_bad_option_and_unknown_model_fail_cleanly(repo):
     done = numwhisper(repo, "--model", "huge", CLIP)
     assert done.returncode == 2 and done.stderr.startswith("error: unknown model 'huge'")
