@@ -36,6 +36,7 @@ from .inputs import UNKNOWN_LENGTH, AudioLimits, WorkItem, is_url
 from .mel import HOP_LENGTH, SAMPLE_RATE
 from .pipeline import transcribe_item
 from .result import input_name, plain
+from .startup import start_compiler
 from .threads import set_num_threads
 from .transcription import WhisperModel, load_model
 from .writers import WriterOptions, resolve_formats, write_result
@@ -364,6 +365,7 @@ def worker_main(connection: Connection, model: str, device: Union[str, Device, N
         signal.signal(signal.SIGTERM, stop_on_signal)
         die_with_parent(parent)
         set_num_threads(threads)
+        start_compiler()
         try:
             loaded = load_model(model, device=device)
         except Exception as err:  # noqa: BLE001 - the parent reports it as the job's error

@@ -27,6 +27,7 @@ from .inputs import DEFAULT_MAX_AUDIO_SECONDS, LIST_SUFFIXES, AudioLimits, expan
 from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config
 from .progress import JobBar, ProgressBar
 from .result import Result
+from .startup import start_compiler
 from .writers import ALL, WRITERS, WriterOptions
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a command ended by SIGINT
@@ -192,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
               output_format=args.output_format or "json", skip_existing=args.skip_existing, writer_options=layout)
     model = chosen_model(args)
     tasks = plan_tasks(expand_inputs(inputs))
+    if args.executor == "local" and (args.workers or 1) <= 1:
+        start_compiler()  # this process runs the kernels (numwhisper.startup)
     display = Display(tasks, shown=args.verbose and sys.stderr.isatty())
     summary = Summary(args.summary, tasks) if args.summary else None
     try:

@@ -7,7 +7,7 @@ Layers, bottom to top; a module may import its own layer and those below it:
     base         errors, atomic, languages, arguments, dims, mel, threads, result, golden.tolerances
     formats      formats.*  (model files: read, write, convert, resolve names)
     audio        inputs, audio, progress, writers
-    network      kernels, ops, model, tokenizer, devices, backend, paddle_backend
+    network      kernels, startup, ops, model, tokenizer, devices, backend, paddle_backend
     decoding     decoding, transcription
     facades      pipeline, batch, cluster, golden.files, golden.contract, golden.check, golden.reference
     commands     cli, __main__, serve.*, golden.cli, golden.__main__, golden.examples.*
@@ -25,7 +25,7 @@ LAYERS = (
     ("base", ("errors", "atomic", "languages", "arguments", "dims", "mel", "threads", "result", "golden.tolerances")),
     ("formats", ("formats.*",)),
     ("audio", ("inputs", "audio", "progress", "writers")),
-    ("network", ("kernels", "ops", "model", "tokenizer", "devices", "backend", "paddle_backend")),
+    ("network", ("kernels", "startup", "ops", "model", "tokenizer", "devices", "backend", "paddle_backend")),
     ("decoding", ("decoding", "timing", "transcription_openai", "transcription")),
     ("facades", ("pipeline", "batch", "cluster",
                  "golden.files", "golden.openai_files", "golden.contract", "golden.check", "golden.reference")),
