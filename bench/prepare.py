@@ -8,7 +8,12 @@ or ``--corpus``; the bench may read it, the test suite never does), else from ``
 - ``zh20``: the corpus' Mandarin clips one after another, 0.5 s of silence between, repeated up to
   20 s (the corpus has only 10.2 s of Mandarin);
 - ``long300``: five minutes of corpus clips in several languages, taken round-robin over the
-  languages in file-name order with 0.5 s of silence between, cut at 300 s.
+  languages in file-name order with 0.5 s of silence between, cut at 300 s;
+- ``vox69``: golden ``en_voxpopuli_long_000.wav`` as it is (69.2 s of English parliament speech, a
+  clip on which PaddleX's long-form rule may decode a tail window that openai-whisper's skips);
+- ``one1``: its first 1.0 s (16000 samples), for the fixed cost of a whole process.
+
+``vox69`` and ``one1`` always come from ``golden/audio``, corpus or not.
 
 Weights, all the same whisper base (the float16 CTranslate2 package numwhisper converts from):
 numwhisper's safetensors (``numwhisper.formats.hub``), a CTranslate2 directory for faster-whisper (the
@@ -34,6 +39,8 @@ GAP = np.zeros(SAMPLE_RATE // 2, np.float32)  # 0.5 s of silence between joined 
 EN30_CLIP = "en_ls_1272-128104-0004_8k.wav"
 LONG_SECONDS = 300
 ZH_SECONDS = 20
+VOX_CLIP = GOLDEN_AUDIO / "en_voxpopuli_long_000.wav"
+ONE_SECOND = SAMPLE_RATE  # samples in ``one1``
 
 
 def _read(path: Path) -> np.ndarray:
@@ -107,7 +114,21 @@ def make_clips(cache: Path, corpus: Path = DEFAULT_CORPUS) -> dict:
     path = out_dir / "long300.wav"
     sf.write(str(path), _join(parts, LONG_SECONDS), SAMPLE_RATE)
     clips["long300"] = (path, f"{len(parts)} clips, languages round-robin, cut at {LONG_SECONDS} s ({source})")
+    clips.update(_golden_voxpopuli_clips(out_dir))
     return clips
+
+
+def _golden_voxpopuli_clips(out_dir: Path) -> dict:
+    """``vox69`` (the golden file's bytes) and ``one1`` (its first second, the same 16-bit samples)."""
+    path = out_dir / "vox69.wav"
+    shutil.copyfile(VOX_CLIP, path)
+    pcm, rate = sf.read(str(VOX_CLIP), dtype="int16")  # [N] as stored: no float round trip
+    if rate != SAMPLE_RATE:
+        raise ValueError(f"{VOX_CLIP}: {rate} Hz, the bench expects 16 kHz clips")
+    one = out_dir / "one1.wav"
+    sf.write(str(one), pcm[:ONE_SECOND], SAMPLE_RATE, subtype="PCM_16")
+    return {"vox69": (path, f"golden {VOX_CLIP.name} as is"),
+            "one1": (one, f"first {ONE_SECOND / SAMPLE_RATE:.1f} s ({ONE_SECOND} samples) of golden {VOX_CLIP.name}")}
 
 
 def ct2_dir(cache: Path) -> Path:

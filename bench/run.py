@@ -4,8 +4,13 @@
         [--out bench/results/peers.md] [--paddlex-python /work/refenv/bin/python] [--quick]
 
 Every run is a fresh process (``bench/worker.py``): its wall time covers import, model load and
-transcription, and its peak RSS comes from ``wait4``. Runs are interleaved system by system (A B C
-A B C ...) within each (clip, option) configuration, so a noisy machine slows all systems alike;
+transcription, and its peak RSS comes from ``wait4``. numwhisper runs three ways: its API in PaddleX's
+mode (``numwhisper``, the column the ratios divide by), the same API with ``compat="openai"``
+(``numwhisper-openai``), and its command line as users run it (``numwhisper-cli``: ``python -m
+numwhisper CLIP ... -f json``, started directly instead of the worker, so the whole measured process is
+the command's; its result is read from the JSON file it writes, and it has no import / load /
+transcribe split). Runs are interleaved system by system (A B C A B C ...) within each (clip,
+option) configuration, so a noisy machine slows all systems alike;
 the table gives medians. Every process gets OMP/MKL/OpenBLAS_NUM_THREADS = --threads, and each
 library its own thread setting (numwhisper ``set_num_threads``, torch ``set_num_threads``,
 CTranslate2 ``cpu_threads``, paddle ``set_num_threads``).
@@ -37,23 +42,61 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import prepare  # noqa: E402
+from worker import BEAM, windows  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "bench" / "worker.py"
-CLIPS = ("en30", "zh20", "long300")
+CLIPS = ("en30", "zh20", "long300", "vox69", "one1")
 OPTIONS = ("greedy", "beam5")
 PEERS = ("faster-whisper-fp32", "faster-whisper-int8", "openai-whisper", "paddlex")
+CLI_SYSTEM = "numwhisper-cli"
+
+
+def worker_command(python: str, system: str, clip: Path, option: str, threads: int, model: str,
+                   extra: tuple) -> list:
+    """The argv of one ``bench/worker.py`` run."""
+    return [python, str(WORKER), system, str(clip), option, "--threads", str(threads), "--model-dir", model, *extra]
+
+
+def cli_command(python: str, clip: Path, option: str, threads: int, model: str, out_dir: Path,
+                extra: tuple) -> list:
+    """The argv of ``python -m numwhisper`` on one clip with the bench's decoding (temperature 0 without
+    fallback, beam as asked; previous text as prompt and language detection are its defaults), writing
+    only ``out_dir/CLIP.json``; the worker's ``--words`` becomes ``--word_timestamps True``."""
+    words = ("--word_timestamps", "True") if "--words" in extra else ()
+    return [python, "-m", "numwhisper", str(clip), "--model", model, "--beam_size", str(BEAM[option]),
+            "--temperature", "0", "--temperature_increment_on_fallback", "None", "--threads", str(threads),
+            "-f", "json", "--output_dir", str(out_dir), "--verbose", "False", *words]
+
+
+def cli_json(out_dir: Path, clip: Path) -> Path:
+    """The JSON file the command line writes for ``clip`` (named after the clip's stem)."""
+    return out_dir / f"{clip.stem}.json"
+
+
+def cli_result(out_dir: Path, clip: Path) -> dict:
+    """What the worker reports, from the JSON file the command line wrote (PaddleX's {"input_path",
+    "result"}, or openai-whisper's result dict itself with --compat openai); no timings."""
+    data = json.loads(cli_json(out_dir, clip).read_text(encoding="utf-8"))
+    result = data.get("result", data)
+    segments = result["segments"]
+    return dict(text=result["text"], language=result["language"], n_segments=len(segments),
+                windows=windows([s["seek"] for s in segments]),
+                n_words=sum(len(s.get("words", [])) for s in segments))
 
 
 def run_once(python: str, system: str, clip: Path, option: str, threads: int, model: str, timeout: float,
              extra: tuple = ()) -> dict:
-    """One worker process (``extra``: more worker arguments) -> its JSON line plus wall_s (spawn to exit)
-    and peak_rss_mib (or an error)."""
+    """One measured process (``extra``: more worker arguments) -> the worker's JSON line (for
+    ``numwhisper-cli``, ``cli_result``) plus wall_s (spawn to exit) and peak_rss_mib (or an error)."""
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads)
-    cmd = [python, str(WORKER), system, str(clip), option, "--threads", str(threads), "--model-dir", model, *extra]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryDirectory() as out_dir, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        out_dir = Path(out_dir)
+        cli = system == CLI_SYSTEM
+        cmd = (cli_command(python, Path(clip), option, threads, model, out_dir, extra) if cli
+               else worker_command(python, system, Path(clip), option, threads, model, extra))
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=str(REPO))
         deadline = start + timeout
@@ -71,16 +114,17 @@ def run_once(python: str, system: str, clip: Path, option: str, threads: int, mo
         out.seek(0)
         err.seek(0)
         lines = out.read().decode("utf-8", "replace").strip().splitlines()
-        if proc.returncode != 0 or not lines:
+        produced = cli_json(out_dir, Path(clip)).is_file() if cli else bool(lines)
+        if proc.returncode != 0 or not produced:
             return {"error": err.read().decode("utf-8", "replace").strip().splitlines()[-1:], "wall_s": wall}
-    result = json.loads(lines[-1])
+        result = cli_result(out_dir, Path(clip)) if cli else json.loads(lines[-1])
     result.update(wall_s=wall, peak_rss_mib=usage.ru_maxrss / 1024)
     return result
 
 
 def plan(args) -> list:
     """[(clip, option, [(system, python, model, rounds)])] in run order."""
-    nw = [("numwhisper", args.python, str(args.numwhisper_model))]
+    nw = [(s, args.python, str(args.numwhisper_model)) for s in ("numwhisper", "numwhisper-openai", CLI_SYSTEM)]
     peers = [("faster-whisper-fp32", args.python, str(args.ct2_dir)),
              ("faster-whisper-int8", args.python, str(args.ct2_dir)),
              ("openai-whisper", args.python, str(args.openai_checkpoint))]
@@ -116,7 +160,7 @@ def bench(args, clips: dict, store: dict, save, log) -> None:
                 r["load_average"] = os.getloadavg()
                 runs[system].append(r)
                 log(f"{clip} {option} round {round_ + 1} {system}: wall {r['wall_s']:.2f} s "
-                    + (f"rss {r['peak_rss_mib']:.0f} MiB transcribe {r['transcribe_s']:.2f} s"
+                    + (f"rss {r['peak_rss_mib']:.0f} MiB transcribe {_seconds(r.get('transcribe_s'))} s"
                        if "error" not in r else f"ERROR {r['error']}"))
                 save(f"{key} (incomplete)")
         store["configs"][key] = store.pop("partial")
@@ -124,8 +168,15 @@ def bench(args, clips: dict, store: dict, save, log) -> None:
 
 
 def _median(runs: list, key: str):
-    values = [r[key] for r in runs if "error" not in r]
+    """The median of ``key`` over the runs that have it (None when none has: the command line has no
+    transcription time)."""
+    values = [r[key] for r in runs if "error" not in r and key in r]
     return statistics.median(values) if values else None
+
+
+def _seconds(value) -> str:
+    """A time for the table, or '-' when the system does not report it."""
+    return "-" if value is None else f"{value:.2f}"
 
 
 def table(configs: dict, clips: dict) -> str:
@@ -149,11 +200,11 @@ def table(configs: dict, clips: dict) -> str:
             wall, tr, rss = _median(rs, "wall_s"), _median(rs, "transcribe_s"), max(r["peak_rss_mib"] for r in ok)
             low = min(r["wall_s"] for r in ok)  # the run least slowed by other load
             ratio = f"{wall / base_wall:.2f}" if base_wall else "-"
-            ratio_tr = f"{tr / base_tr:.2f}" if base_tr else "-"
+            ratio_tr = f"{tr / base_tr:.2f}" if base_tr and tr is not None else "-"
             text = ok[0]["text"].strip().replace("|", "/")[:40]
             lines.append(f"| {clip} | {option} | {system} | {len(ok)}/{len(rs)} | {ok[0].get('windows', '-')} | "
                          f"{wall:.2f} | {seconds / wall:.2f} | "
-                         f"{tr:.2f} | {rss:.0f} | {ratio} | {ratio_tr} | {low:.2f} | "
+                         f"{_seconds(tr)} | {rss:.0f} | {ratio} | {ratio_tr} | {low:.2f} | "
                          f"{(f'{low / base_min:.2f}' if base_min else '-')} | {ok[0]['language']} | {text} |")
     return "\n".join(lines)
 
@@ -172,14 +223,16 @@ def render(store: dict, clips: dict, args) -> str:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs. Sessions: {sessions}.",
         "",
         "Wall = whole process (import + model load + transcription, spawn to exit); transcribe = the "
-        "transcription call alone (audio reading included); peak RSS from wait4; medians over the runs "
+        "transcription call alone (audio reading included; '-' for numwhisper-cli, the command line "
+        "`python -m numwhisper CLIP -f json`, timed only as a whole); numwhisper = its API in PaddleX's "
+        "mode, numwhisper-openai = the same API with `compat=\"openai\"` (openai-whisper's long-form "
+        "loop); peak RSS from wait4; medians over the runs "
         "(systems interleaved run by run within each configuration; each run's load average is in the "
         "JSON); min wall = the fastest run, the one least slowed by the other work on the machine; windows = "
         "30 s windows that produced segments (distinct segment seeks, first run): PaddleX's long-form rule, "
         "which numwhisper keeps, resumes at the last timestamp pair and so may decode a tail window that "
-        "openai-whisper's newer rule (faster-whisper) skips. Temperature 0 without fallback, language "
-        "detected by each system on the first 30 s, "
-        "previous text as prompt.",
+        "openai-whisper's newer rule (faster-whisper, numwhisper-openai) skips. Temperature 0 without "
+        "fallback, language detected by each system on the first 30 s, previous text as prompt.",
         "",
         "Clips: " + "; ".join(f"`{k}` {sf.info(str(v[0])).duration:.1f} s: {v[1]}" for k, v in clips.items()) + ".",
         "",

@@ -6,8 +6,12 @@ Run by ``bench/run.py`` in a fresh process per run (so the parent reads this pro
 from ``wait4``); SYSTEM is one of ``SYSTEMS``. Times are ``time.perf_counter`` from the start of
 this module: ``import`` (the library), ``load`` (the model) and ``transcribe`` (reading the audio
 included). Every system decodes at temperature 0 with no fallback, PaddleX's thresholds, previous
-text as prompt, and detects the language on the first 30 s. ``--words`` asks each system for word
-timestamps (``word_timestamps=True``; not PaddleX, which has none) and reports how many words came back.
+text as prompt, and detects the language on the first 30 s. ``numwhisper`` is numwhisper's API in
+PaddleX's mode (its default), ``numwhisper-openai`` the same API with ``compat="openai"``
+(openai-whisper's long-form loop; its temperature fallback switched off like every system's). The
+command line (``numwhisper-cli`` in ``run.py``) is not run here: its whole process is the measured one.
+``--words`` asks each system for word timestamps (``word_timestamps=True``; not PaddleX, which has
+none) and reports how many words came back.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import time
 
 T0 = time.perf_counter()
 
-SYSTEMS = ("numwhisper", "faster-whisper-fp32", "faster-whisper-int8", "openai-whisper", "paddlex")
+SYSTEMS = ("numwhisper", "numwhisper-openai", "faster-whisper-fp32", "faster-whisper-int8", "openai-whisper", "paddlex")
 BEAM = {"greedy": None, "beam5": 5}
 COMPUTE_TYPES = {"faster-whisper-fp32": "float32", "faster-whisper-int8": "int8"}
+NUMWHISPER_MODES = {"numwhisper": None, "numwhisper-openai": "openai"}  # system -> compat
 
 
 def windows(seeks) -> int:
@@ -31,8 +36,13 @@ def windows(seeks) -> int:
     return len(set(int(seek) for seek in seeks))
 
 
-def run_numwhisper(clip: str, beam, threads: int, model_dir: str, words: bool = False) -> dict:
-    """numwhisper's Python API on the NumPy/Numba backend."""
+def run_numwhisper(clip: str, beam, threads: int, model_dir: str, words: bool = False, compat=None) -> dict:
+    """numwhisper's Python API on the NumPy/Numba backend, in the mode ``compat`` names (None: PaddleX's).
+
+    The temperature and its fallback are given explicitly: compat="openai" takes openai-whisper's
+    values for them only through ``openai_defaults`` (the command line's defaults, fallback 0.2), which
+    ``WhisperModel.transcribe`` does not apply, and the bench wants temperature 0 alone either way.
+    """
     import numwhisper
     from numwhisper.threads import set_num_threads
 
@@ -40,7 +50,9 @@ def run_numwhisper(clip: str, beam, threads: int, model_dir: str, words: bool = 
     t_import = time.perf_counter()
     model = numwhisper.load_model(model_dir, device="cpu")
     t_load = time.perf_counter()
-    result = model.transcribe(clip, beam_size=beam, word_timestamps=words)["result"]
+    temperature = 0.0 if compat == "openai" else 0  # each mode's own spelling of 0 (it shows in the result)
+    result = model.transcribe(clip, beam_size=beam, temperature=temperature, temperature_increment_on_fallback=None,
+                              word_timestamps=words, compat=compat)["result"]
     t_done = time.perf_counter()
     return dict(t_import=t_import, t_load=t_load, t_done=t_done, text=result["text"], language=result["language"],
                 n_segments=len(result["segments"]), windows=windows([s["seek"] for s in result["segments"]]),
@@ -117,8 +129,8 @@ def main(argv=None) -> None:
     parser.add_argument("--words", action="store_true", help="word timestamps on (not for paddlex)")
     args = parser.parse_args(argv)
     beam = BEAM[args.option]
-    if args.system == "numwhisper":
-        out = run_numwhisper(args.clip, beam, args.threads, args.model_dir, args.words)
+    if args.system in NUMWHISPER_MODES:
+        out = run_numwhisper(args.clip, beam, args.threads, args.model_dir, args.words, NUMWHISPER_MODES[args.system])
     elif args.system.startswith("faster-whisper"):
         out = run_faster_whisper(args.clip, beam, args.threads, args.model_dir, COMPUTE_TYPES[args.system], args.words)
     elif args.system == "openai-whisper":
