@@ -7,9 +7,9 @@ the function comes from the on-disk cache. Doing so it imports ``scipy.linalg`` 
 compiled code; numwhisper's kernels use none (its large products run in NumPy). That import is about
 half of Numba's start. ``start_compiler`` hides ``scipy.linalg`` while the tables are built, so
 that the import fails at once, then puts everything back: a later import of ``scipy.linalg`` (for
-resampling, say), or a compiled ``np.dot``, loads it as usual. What stays is Numba's note that no BLAS was found when the
-tables were built, which makes its ``np.convolve`` and ``np.correlate`` sum with a plain loop. That
-is why only processes numwhisper owns call this, and the library never does.
+resampling, say), or a compiled ``np.dot``, loads it as usual. What stays is Numba's note that no
+BLAS was found when the tables were built, which makes its ``np.convolve`` and ``np.correlate`` sum
+with a plain loop. That is why only processes numwhisper owns call this, and the library never does.
 
 The cyclic garbage collector is paused meanwhile: the tables are some 60,000 new objects, none of
 them garbage, which the collections that their allocation triggers would walk in vain.
