@@ -17,8 +17,8 @@ def leave(status: int) -> None:
     then, so only the standard streams need flushing.
 
     The process ends without the interpreter's teardown (``os._exit``): freeing every module and
-    object, Numba's compiled code among them, takes a noticeable part of a short run and changes
-    nothing outside the process. Under a tracer or profiler (coverage, ``python -m cProfile``), whose
+    object, Numba's compiled code among them, is work at the end of every run that changes nothing
+    outside the process (a few percent of a short clip's run; see bench/README.md). Under a tracer or profiler (coverage, ``python -m cProfile``), whose
     reports are written at normal exit, and when a stream cannot be flushed, it exits normally
     instead, after freezing the heap so that the final collection does not walk the objects Numba's
     compiler leaves behind.
