@@ -41,6 +41,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from long_audio import CORPUS, PYTHON, REPO, english_clips, say, write_speech  # noqa: E402
 
+from numwhisper.cluster import SETTINGS_FILE  # noqa: E402
+
 DEFAULT_WORK = Path("/tmp/numwhisper-batch")
 DEFAULT_OUT = REPO / "bench" / "results" / "batch_throughput.md"
 N_FILES, FILE_SECONDS = 20, 45
@@ -71,7 +73,7 @@ def environment(config: str) -> dict:
     for those in WITH_SETTINGS (as the README tells users to export it), and nowhere else."""
     env = {k: v for k, v in os.environ.items() if k != "DASK_CONFIG"}
     if config in WITH_SETTINGS:
-        env["DASK_CONFIG"] = str(REPO / "numwhisper" / "dask.yaml")
+        env["DASK_CONFIG"] = str(SETTINGS_FILE)
     return env
 
 
