@@ -170,7 +170,8 @@ def run_task(model: WhisperModel, task: Task, job: Job,
 class SignalsHeld:
     """Inside the block, SIGINT and SIGTERM wait (in this thread) until it ends, so that a job stopped
     while an input's outputs are being put in place leaves all of them or none, and no temporary file.
-    Where signals cannot be held, the block runs as it is (``write_result`` still cleans up)."""
+    Where signals cannot be held, the block runs as it is: a worker stopped inside it leaves temporaries,
+    which the parent removes (``WorkerPool.stop_all``)."""
 
     HELD = {signal.SIGINT, signal.SIGTERM}
 
@@ -327,30 +328,18 @@ def run_in_process(model: str, device: Union[str, Device, None], tasks: Sequence
         yield outcome
 
 
-class Stopped(BaseException):
-    """Raised in a worker by SIGTERM (from the parent, or at the parent's death): the task in hand is
-    abandoned and its temporary files removed (``write_result`` cleans up on any exception), then the
-    worker exits."""
-
-
-def stop_on_signal(signum, frame) -> None:
-    """A worker's SIGTERM handler."""
-    raise Stopped(signum)
-
-
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process receives when its parent dies
 
 
-def die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> bool:
     """Have Linux send this process SIGTERM when the process that started it dies (even by SIGKILL), so a
-    killed job leaves no worker behind; elsewhere, or if the parent is already gone, nothing is set."""
+    killed job leaves no worker behind (elsewhere nothing is set). False if the parent is already gone."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # it died before the request was made
-        raise Stopped(signal.SIGTERM)
+        return True
+    return os.getppid() == parent  # else it died before the request was made
 
 
 def worker_main(connection: Connection, model: str, device: Union[str, Device, None], job: Job,
@@ -359,11 +348,17 @@ def worker_main(connection: Connection, model: str, device: Union[str, Device, N
 
     Messages to the parent: ("ready", None) once loaded, ("outcome", Outcome) per task, ("load-failed",
     one-line message) if the model cannot be loaded.
+
+    SIGTERM (the parent stopping the job, or the parent's death) ends the worker at once, wherever it
+    is: no Python handler runs, so none can be swallowed inside a callback from Numba's compiler and
+    printed as a traceback. Outputs stay whole: ``run_task`` holds the signal while it puts a task's
+    files in place, and nothing else the worker does leaves a file behind.
     """
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
-        signal.signal(signal.SIGTERM, stop_on_signal)
-        die_with_parent(parent)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if not die_with_parent(parent):
+            return
         set_num_threads(threads)
         start_compiler()
         try:
@@ -377,10 +372,8 @@ def worker_main(connection: Connection, model: str, device: Union[str, Device, N
             if task is None:
                 return
             connection.send(("outcome", run_task(loaded, task, job)))
-    except (Stopped, EOFError, BrokenPipeError):  # asked to stop, or the parent is gone
+    except (EOFError, BrokenPipeError):  # the parent is gone
         return
-    finally:  # on the way out already: a stop request that comes now (while retiring) has nothing to stop
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @dataclass
@@ -500,8 +493,9 @@ class WorkerPool:
         self.workers.remove(worker)
 
     def stop_all(self) -> None:
-        """Stop every worker still running (SIGTERM: each abandons its task and removes its temporary
-        files), then wait for them; one that does not stop in time is killed."""
+        """Stop every worker still running (SIGTERM: each ends where it is, or right after putting a task's
+        files in place), wait for them (one that does not stop in time is killed), then remove any
+        temporary file a stopped task left."""
         for worker in self.workers:
             if worker.process.exitcode is None:
                 worker.process.terminate()
@@ -512,6 +506,8 @@ class WorkerPool:
                 worker.process.kill()
                 worker.process.join()
             worker.connection.close()
+            if worker.task is not None:
+                remove_leftovers(worker.task, self.job)
         self.workers.clear()
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from numwhisper.batch import plan_tasks
+from numwhisper.batch import Job, WorkerPool, plan_tasks
+from numwhisper.decoding import DecodingOptions
 from numwhisper.cli import main
 from numwhisper.inputs import expand_inputs
 from test_cli import numwhisper, printed_results, stderr_on_a_terminal
@@ -256,6 +257,27 @@ def test_a_model_the_workers_cannot_load_is_one_error_line(repo, tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     [line] = done.stderr.splitlines()
     assert line.startswith(f"error: {broken}: not a readable safetensors file")
+
+
+@pytest.mark.parametrize("moment", [0.0, 0.4, 0.8, 1.2, "ready"])
+def test_a_worker_stopped_while_it_starts_or_waits_ends_by_the_signal_and_prints_nothing(moment, model_files, capfd):
+    # A job that fails stops the other workers wherever they are: importing, compiling Numba's first
+    # kernel (where a Python exception raised by a handler is swallowed inside llvmlite's callback and
+    # printed), loading the model, or waiting for a task. Each must end by SIGTERM itself, silently.
+    pool = WorkerPool(str(model_files["tiny.en"]), None, Job(DecodingOptions()), workers=1, threads=1)
+    pool.start_worker()
+    [worker] = pool.workers
+    try:
+        if moment == "ready":
+            assert worker.connection.poll(SECONDS) and worker.connection.recv() == ("ready", None)
+        else:
+            time.sleep(moment)
+        worker.process.terminate()
+        worker.process.join(SECONDS)
+    finally:
+        pool.stop_all()
+    assert worker.process.exitcode == -signal.SIGTERM
+    assert capfd.readouterr().err == ""
 
 
 def test_ctrl_c_stops_the_workers_and_leaves_no_temporary_file(repo, tmp_path):
