@@ -39,9 +39,9 @@ def windows(seeks) -> int:
 def run_numwhisper(clip: str, beam, threads: int, model_dir: str, words: bool = False, compat=None) -> dict:
     """numwhisper's Python API on the NumPy/Numba backend, in the mode ``compat`` names (None: PaddleX's).
 
-    The temperature and its fallback are given explicitly: compat="openai" takes openai-whisper's
-    values for them only through ``openai_defaults`` (the command line's defaults, fallback 0.2), which
-    ``WhisperModel.transcribe`` does not apply, and the bench wants temperature 0 alone either way.
+    The temperature and its fallback are given explicitly: with compat="openai" the rest take
+    openai-whisper's defaults (``decoding.openai_defaults``: fallback in 0.2 steps), and the bench wants
+    temperature 0 alone in either mode, as every system runs it.
     """
     import numwhisper
     from numwhisper.threads import set_num_threads

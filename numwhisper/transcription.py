@@ -32,7 +32,7 @@ import numpy as np
 from .audio import Samples, open_samples
 from .backend import Backend, load_backend
 from .decoding import (DecodingOptions, DecodingResult, choose_language, decode_with_fallback, detect_language, is_silent,
-                       needs_detection, text_of)
+                       needs_detection, options_for_mode, text_of)
 from .devices import Device, resolve_device
 from .formats.checkpoint import Checkpoint
 from .formats.hub import load_checkpoint
@@ -83,8 +83,11 @@ class WhisperModel:
         return self.paddlex_tokenizer if options.paddlex else self.tokenizer
 
     def transcribe(self, audio, sample_rate: Optional[int] = None, **options) -> dict:
-        """Transcribe any input (path, URL, bytes, base64, array) with ``DecodingOptions(**options)`` -> PaddleX's result dict."""
-        return transcribe(self, audio, DecodingOptions(**options), sample_rate=sample_rate)
+        """Transcribe any input (path, URL, bytes, base64, array) -> PaddleX's result dict. ``options``:
+        DecodingOptions fields; those not given take the defaults of the mode ``compat`` names
+        (``decoding.options_for_mode``: openai-whisper's with compat="openai", as the command line,
+        the server and ``create_pipeline`` do)."""
+        return transcribe(self, audio, options_for_mode(**options), sample_rate=sample_rate)
 
     def detect_language(self, audio, sample_rate: Optional[int] = None) -> Tuple[str, dict]:
         """Language of the first 30 s of any input (path, URL, bytes, base64, array) -> (code, {code: probability})."""

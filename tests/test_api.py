@@ -19,6 +19,7 @@ import scipy.signal
 import soundfile
 
 import numwhisper
+from numwhisper.decoding import openai_defaults
 from numwhisper.golden import files as golden
 from numwhisper.golden import openai_files as openai_golden
 from samples import JFK, JFK_WORDS, words
@@ -121,6 +122,18 @@ def test_create_pipeline_gives_words_and_openai_whispers_result(repo):
     case = openai_golden.OpenAICase("base", "cli", "zh_paddlespeech_zh")
     problems, _ = openai_golden.result_differences(openai["result"], openai_golden.load_result(case))
     assert not problems, problems
+
+
+def test_model_transcribe_with_compat_openai_takes_openai_whispers_defaults(repo, tiny_en):
+    """As create_pipeline, the command line and the server: options not given take the mode's defaults,
+    so with compat="openai" a window that misses the log-probability threshold is decoded again at
+    0.2, 0.4, ... 1.0 (PaddleX's defaults have no fallback)."""
+    clip = str(repo / JFK)
+    unreachable = dict(compat="openai", beam_size=None, best_of=2, logprob_threshold=-0.01)
+    result = tiny_en.transcribe(clip, **unreachable)["result"]
+    assert {segment["temperature"] for segment in result["segments"]} == {1.0}
+    expected = numwhisper.transcribe(tiny_en, clip, openai_defaults(**unreachable))["result"]
+    assert result == expected
 
 
 # ------------------------------------------------------------------- every input kind of transcribe
