@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from numwhisper.batch import Job, WorkerPool, plan_tasks
-from numwhisper.decoding import DecodingOptions
 from numwhisper.cli import main
+from numwhisper.decoding import DecodingOptions
 from numwhisper.inputs import expand_inputs
 from test_cli import numwhisper, printed_results, stderr_on_a_terminal
 
