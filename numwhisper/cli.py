@@ -21,16 +21,14 @@ from .batch import (FAILED, SKIPPED, Job, Outcome, Summary, Task, header_seconds
                     split_skipped)
 from .decoding import COMPAT_MODES, DecodingOptions, openai_defaults, options_for_mode
 from .devices import Device, resolve_device
-from .errors import EXIT_ERROR, ModelFileError, print_error, printable
+from .errors import EXIT_ERROR, EXIT_INTERRUPTED, ModelFileError, print_error, printable
 from .formats.hub import DEFAULT_MODEL, SUPPORTED
 from .inputs import DEFAULT_MAX_AUDIO_SECONDS, LIST_SUFFIXES, AudioLimits, expand_inputs
 from .pipeline import PIPELINE_NAME, load_config, model_from_config, save_config
 from .progress import JobBar, ProgressBar
 from .result import Result
-from .startup import start_compiler
+from .startup import deliver_interrupts, start_compiler
 from .writers import ALL, WRITERS, WriterOptions
-
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a command ended by SIGINT
 
 
 class ModeDefault:
@@ -295,6 +293,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return serve_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    deliver_interrupts()  # Ctrl-C stops the job even while Numba compiles (numwhisper.startup)
     try:
         return run(args)
     except (ModelFileError, ValueError) as err:

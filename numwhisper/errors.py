@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 EXIT_ERROR = 2  # the command could not do (all of) what it was asked: bad arguments, input or model
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a command ended by SIGINT
 
 
 class ModelFileError(ValueError):

@@ -1,8 +1,14 @@
-"""numwhisper.startup: Numba's compiler started without SciPy's linear algebra, in fresh processes
-(what it changes is process-wide, so never in the test process itself)."""
+"""numwhisper.startup: Numba's compiler started without SciPy's linear algebra, and Ctrl-C delivered
+even while Numba compiles, in fresh processes (what it changes is process-wide, so never in the test
+process itself)."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 from test_cli import CLIP
 
@@ -56,3 +62,82 @@ def test_the_command_line_never_imports_scipy_linalg_for_a_16_khz_wav(repo, tmp_
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "numba.np.arraymath" in imported and "numwhisper.startup" in imported
     assert "scipy.linalg" not in imported
+
+
+# ------------------------------------------------------------------------------------------- Ctrl-C
+
+INTERRUPTED_WHERE_EXCEPTIONS_CANNOT_LEAVE = """
+import os, signal, sys, threading, time
+from numwhisper import startup
+if sys.argv[1] == "deliver":
+    startup.deliver_interrupts()
+
+def busy():  # Python code, where the signal's handler runs
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        pass
+
+if sys.argv[2] == "callback":  # LLVM calls busy from C when the object code exists, as in Numba's compiles
+    import llvmlite.binding as llvm
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    machine = llvm.Target.from_default_triple().create_target_machine()
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly("define i32 @one() {\\n  ret i32 1\\n}\\n"), machine)
+    engine.set_object_cache(notify_func=lambda module, buffer: busy())
+    work = engine.finalize_object
+else:  # a finalizer, as Numba's typing tables run when the garbage collector frees an entry
+    class Entry:
+        def __del__(self):
+            busy()
+    entries = [Entry()]
+    work = entries.clear
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # lands inside busy
+try:
+    work()
+    print("done", flush=True)
+    time.sleep(2.0)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def with_default_sigint():
+    """Child processes start with SIGINT's default action (Python's KeyboardInterrupt), also when the
+    tests run where SIGINT is ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("where", ["callback", "finalizer"])
+def test_ctrl_c_where_an_exception_cannot_leave_is_raised_after_it_instead_of_lost(where):
+    runs = {}
+    for mode in ("plain", "deliver"):
+        runs[mode] = subprocess.run([sys.executable, "-c", INTERRUPTED_WHERE_EXCEPTIONS_CANNOT_LEAVE, mode, where],
+                                    capture_output=True, text=True, timeout=60, preexec_fn=with_default_sigint)
+    plain, delivered = runs["plain"], runs["deliver"]
+    # the premise: Python's own handler raises inside busy, where the exception is printed and lost
+    assert plain.stdout.splitlines() == ["done", "not interrupted"], plain.stdout + plain.stderr
+    assert "Exception ignored" in plain.stderr and "KeyboardInterrupt" in plain.stderr
+    # deliver_interrupts: the same Ctrl-C is raised once busy has returned, and nothing is printed
+    assert delivered.stdout.splitlines() == ["done", "interrupted"], delivered.stdout + delivered.stderr
+    assert delivered.returncode == 0 and delivered.stderr == ""
+
+
+def test_ctrl_c_while_the_command_line_compiles_its_kernels_is_one_line(repo, tmp_path):
+    """A first run (no compiled kernels on disk: an empty NUMBA_CACHE_DIR) compiles for some 30 s; a
+    Ctrl-C at any moment of it ends the command with the interrupted line, status 130, no output."""
+    for moment in (3.0, 6.0, 9.0):
+        cache, out = tmp_path / f"cache{moment}", tmp_path / f"out{moment}"
+        job = subprocess.Popen([sys.executable, "-m", "numwhisper", CLIP, "--model", "base", "--output_dir", out],
+                               cwd=repo, env=dict(os.environ, NUMBA_CACHE_DIR=str(cache)), text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=with_default_sigint)
+        time.sleep(moment)
+        assert job.poll() is None, f"the run ended before the Ctrl-C at {moment} s"
+        sent = time.monotonic()
+        job.send_signal(signal.SIGINT)
+        _, stderr = job.communicate(timeout=60)
+        took = time.monotonic() - sent
+        assert (job.returncode, stderr) == (130, "error: interrupted (run again with --skip_existing to resume "
+                                                 "the job)\n"), f"Ctrl-C at {moment} s"
+        assert took < 5.0, f"Ctrl-C at {moment} s took {took:.1f} s to end the run"
+        assert not out.exists() or list(out.iterdir()) == []

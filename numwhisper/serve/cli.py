@@ -18,10 +18,11 @@ import numpy as np
 
 from ..arguments import optional_int, str2bool
 from ..decoding import COMPAT_MODES, DecodingOptions, options_for_mode
-from ..errors import ModelFileError, print_error
+from ..errors import EXIT_INTERRUPTED, ModelFileError, print_error
 from ..formats.hub import DEFAULT_MODEL
 from ..inputs import FetchOptions
 from ..mel import SAMPLE_RATE
+from ..startup import deliver_interrupts
 from ..threads import set_num_threads
 from ..transcription import WhisperModel, load_model, transcribe
 from .config import ServeConfig
@@ -101,13 +102,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .app import create_app
     except ImportError as err:
         return print_error(f"the HTTP service needs the serve extra ({err}): {INSTALL_SERVE}")
+    deliver_interrupts()  # Ctrl-C stops the start even while Numba compiles (numwhisper.startup)
     try:
         model = load_model(args.model)
+        if config.threads_per_worker is not None:
+            set_num_threads(config.threads_per_worker)
+        warm_up(model)
     except (ModelFileError, ValueError, OSError) as err:
         return print_error(str(err))
-    if config.threads_per_worker is not None:
-        set_num_threads(config.threads_per_worker)
-    warm_up(model)
+    except KeyboardInterrupt:
+        print_error("interrupted before the service started")
+        return EXIT_INTERRUPTED
     app = create_app(model, config, model_name=args.model)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 limit_concurrency=max(64, 4 * config.admission_limit), timeout_graceful_shutdown=5)
