@@ -23,7 +23,7 @@ from numwhisper.batch import Job, WorkerPool, plan_tasks
 from numwhisper.cli import main
 from numwhisper.decoding import DecodingOptions
 from numwhisper.inputs import expand_inputs
-from test_cli import numwhisper, printed_results, stderr_on_a_terminal
+from test_cli import numwhisper, printed_results, stderr_on_a_terminal, with_default_sigint
 
 FAST = ("--model", "tiny.en", "--beam_size", "None")
 FORMATS = ("json", "srt", "tsv", "txt", "vtt")
@@ -76,7 +76,7 @@ def start(repo, *args, stdout=subprocess.PIPE) -> subprocess.Popen:
     default action even when this test runs where SIGINT is ignored (a background job)."""
     return subprocess.Popen([sys.executable, "-m", "numwhisper", *map(str, args)], cwd=repo,
                             stdout=stdout, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=with_default_sigint)
 
 
 def worker_pids(parent: int) -> list:

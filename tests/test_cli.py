@@ -3,6 +3,7 @@ kind, bad inputs and options, progress, devices, the pipeline config), and the p
 draws. Each flag's parsing is in test_cli_options.py; the Python API, in test_api.py."""
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ from samples import JFK, JFK_WORDS, words
 from server_support import serving
 
 CLIP = "golden/audio/en_ls_1272-128104-0000.wav"
+
+
+def with_default_sigint():
+    """preexec_fn: the child starts with SIGINT's default action (Python's KeyboardInterrupt), also when
+    the tests run where SIGINT is ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def numwhisper(repo, *args):

@@ -35,7 +35,7 @@ from numwhisper.threads import set_num_threads
 from numwhisper.transcription import transcribe
 from numwhisper.writers import to_srt, to_vtt
 from server_support import AudioSite, ServerProcess, post_json
-from test_startup import with_default_sigint
+from test_cli import with_default_sigint
 
 MODEL = "tiny.en"
 INFER = "/multilingual-speech-recognition"
