@@ -23,7 +23,7 @@ from numwhisper.batch import Job, WorkerPool, plan_tasks
 from numwhisper.cli import main
 from numwhisper.decoding import DecodingOptions
 from numwhisper.inputs import expand_inputs
-from test_cli import numwhisper, printed_results, stderr_on_a_terminal, with_default_sigint
+from test_cli import numwhisper, printed_results, start, stderr_on_a_terminal
 
 FAST = ("--model", "tiny.en", "--beam_size", "None")
 FORMATS = ("json", "srt", "tsv", "txt", "vtt")
@@ -69,14 +69,6 @@ def summary_rows(path: Path) -> list:
 def hidden_files(folder: Path) -> list:
     """Temporary files (``.name.XXXX.partial``) and anything else hidden in ``folder``."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
-
-
-def start(repo, *args, stdout=subprocess.PIPE) -> subprocess.Popen:
-    """Start ``python -m numwhisper`` without waiting for it (its results go to ``stdout``), with Ctrl-C's
-    default action even when this test runs where SIGINT is ignored (a background job)."""
-    return subprocess.Popen([sys.executable, "-m", "numwhisper", *map(str, args)], cwd=repo,
-                            stdout=stdout, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=with_default_sigint)
 
 
 def worker_pids(parent: int) -> list:

@@ -3,6 +3,7 @@ kind, bad inputs and options, progress, devices, the pipeline config), and the p
 draws. Each flag's parsing is in test_cli_options.py; the Python API, in test_api.py."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -32,6 +33,15 @@ def numwhisper(repo, *args):
     """Run ``python -m numwhisper`` from the repository root."""
     return subprocess.run([sys.executable, "-m", "numwhisper", *map(str, args)],
                           capture_output=True, text=True, cwd=repo)
+
+
+def start(repo, *args, stdout=subprocess.PIPE, env=None) -> subprocess.Popen:
+    """Start ``python -m numwhisper`` from the repository root without waiting for it (its results go to
+    ``stdout``, its errors to a pipe), with Ctrl-C's default action (``with_default_sigint``) and the
+    variables in ``env`` added to this process's environment."""
+    return subprocess.Popen([sys.executable, "-m", "numwhisper", *map(str, args)], cwd=repo,
+                            env=dict(os.environ, **(env or {})), stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=with_default_sigint)
 
 
 def printed_results(stdout: str) -> list:

@@ -14,7 +14,6 @@ of avg_logprob and no_speech_prob.
 from __future__ import annotations
 
 import base64
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from numwhisper.threads import set_num_threads
 from numwhisper.transcription import transcribe
 from numwhisper.writers import to_srt, to_vtt
 from server_support import AudioSite, ServerProcess, post_json
-from test_cli import with_default_sigint
+from test_cli import start
 
 MODEL = "tiny.en"
 INFER = "/multilingual-speech-recognition"
@@ -382,14 +381,13 @@ def test_bad_serve_arguments_exit_2(repo, tmp_path):
 def test_ctrl_c_while_the_service_compiles_its_kernels_is_one_line(repo, tmp_path):
     """A first start (no compiled kernels on disk) compiles during the warm-up; Ctrl-C then ends it with
     one line and status 130, not a traceback (numwhisper.startup.deliver_interrupts)."""
-    server = subprocess.Popen([sys.executable, "-m", "numwhisper", "serve", "--model", MODEL, "--port", "0"],
-                              cwd=repo, env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache")), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=with_default_sigint)
+    server = start(repo, "serve", "--model", MODEL, "--port", "0", env={"NUMBA_CACHE_DIR": str(tmp_path / "cache")})
     time.sleep(5.0)
     assert server.poll() is None, "the service started or ended before the Ctrl-C"
     server.send_signal(signal.SIGINT)
     stdout, stderr = server.communicate(timeout=60)
     assert (server.returncode, stdout, stderr) == (130, "", "error: interrupted before the service started\n")
+
 
 def test_paddlex_serving_answers_carry_words_only_when_the_result_has_them(repo, loaded):
     model, clip = loaded(MODEL), str(repo / "golden" / "audio" / "en_jfk.wav")

@@ -2,7 +2,6 @@
 even while Numba compiles, in fresh processes (what it changes is process-wide, so never in the test
 process itself)."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 
 import pytest
 
-from test_cli import CLIP, with_default_sigint
+from test_cli import CLIP, start, with_default_sigint
 
 
 def run_python(code: str, *args: str) -> str:
@@ -122,9 +121,8 @@ def test_ctrl_c_while_the_command_line_compiles_its_kernels_is_one_line(repo, tm
     Ctrl-C at any moment of it ends the command with the interrupted line, status 130, no output."""
     for moment in (3.0, 6.0, 9.0):
         cache, out = tmp_path / f"cache{moment}", tmp_path / f"out{moment}"
-        job = subprocess.Popen([sys.executable, "-m", "numwhisper", CLIP, "--model", "base", "--output_dir", out],
-                               cwd=repo, env=dict(os.environ, NUMBA_CACHE_DIR=str(cache)), text=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=with_default_sigint)
+        job = start(repo, CLIP, "--model", "base", "--output_dir", out, stdout=subprocess.DEVNULL,
+                    env={"NUMBA_CACHE_DIR": str(cache)})
         time.sleep(moment)
         assert job.poll() is None, f"the run ended before the Ctrl-C at {moment} s"
         sent = time.monotonic()
